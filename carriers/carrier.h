@@ -1,0 +1,168 @@
+/*
+ * carrier.h - the carrier driver family.
+ *
+ * A driver turns tracking numbers into an HTTP request and an HTTP response
+ * into normalized events. Drivers do no network I/O: the poller (worker/poller.c)
+ * owns libcurl, tokens, rate limits, retries and circuit breakers, so a driver
+ * can be tested on canned bodies alone (tests/fixtures/<carrier>/).
+ *
+ * Each driver file exports exactly one `const struct carrier_def`; everything
+ * else in it is static. carriers/registry.c lists them all in carrier_defs[].
+ *
+ * Ownership: a carrier_request and a track_result are caller-owned; drivers
+ * fill them through the helpers below, which enforce the caps. Release with
+ * carrier_request_reset() / track_result_reset().
+ */
+#ifndef ST_CARRIER_H
+#define ST_CARRIER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "err.h"
+#include "status.h"
+
+/* Caps for everything a carrier can send us. Longer text is cut on a UTF-8
+ * boundary; more events than CARRIER_MAX_EVENTS fail the parse (ST_PERMANENT). */
+#define CARRIER_MAX_EVENTS       500
+#define CARRIER_MAX_BATCH        64
+#define CARRIER_MAX_HEADERS      8
+#define CARRIER_URL_MAX          2048
+#define CARRIER_HEADER_MAX       512
+#define EV_CODE_MAX              64
+#define EV_DESC_MAX              512
+#define EV_CITY_MAX              96
+#define EV_POSTAL_MAX            24
+#define EV_LOCAL_MAX             20   /* "YYYY-MM-DDTHH:MM:SS" */
+
+enum carrier_auth {
+    CARRIER_AUTH_API_KEY,   /* a static key in a header */
+    CARRIER_AUTH_OAUTH2     /* client credentials; token cached by the poller */
+};
+
+/* How we know the UTC offset of an event's timestamp. */
+enum offset_kind {
+    OFFSET_CARRIER = 0, /* the carrier gave it */
+    OFFSET_DERIVED,     /* derived from the event's location (country/state) */
+    OFFSET_UNKNOWN      /* no offset: occurred_at holds the local wall time read as UTC */
+};
+
+const char *offset_kind_name(enum offset_kind k);
+
+/* One normalized tracking event. Strings are NUL-terminated, capped, UTF-8. */
+struct track_event {
+    time_t occurred_at;               /* UTC instant (see offset_kind) */
+    char occurred_local[EV_LOCAL_MAX]; /* wall time at the event's location */
+    enum offset_kind offset_kind;
+    int utc_offset_min;               /* minutes east of UTC; 0 when unknown */
+    enum st_status status;            /* status this event implies */
+    enum st_substatus substatus;
+    bool affects_status;              /* false for unmapped codes */
+    bool customs;                     /* the event is about customs */
+    char code[EV_CODE_MAX];           /* carrier's raw code */
+    char description[EV_DESC_MAX];    /* carrier's raw words */
+    char city[EV_CITY_MAX];
+    char postal_code[EV_POSTAL_MAX];
+    char country[3];                  /* ISO 3166-1 alpha-2 or "" */
+};
+
+/* What one tracking number's part of a response turned into. */
+enum track_outcome {
+    TRACK_FOUND = 0,    /* events[] holds what the carrier knows */
+    TRACK_NOT_FOUND,    /* carrier does not know the number (yet) */
+    TRACK_ERROR         /* see err / errmsg */
+};
+
+struct track_result {
+    enum track_outcome outcome;
+    enum st_err err;                  /* for TRACK_ERROR */
+    char errmsg[256];
+    struct track_event *events;       /* heap, n_events used, cap allocated */
+    size_t n_events, cap_events;
+    char estimated_delivery[11];      /* "YYYY-MM-DD" or "" */
+};
+
+struct carrier_request {
+    enum { CARRIER_GET, CARRIER_POST } method;
+    char url[CARRIER_URL_MAX];
+    char headers[CARRIER_MAX_HEADERS][CARRIER_HEADER_MAX]; /* "Name: value" */
+    size_t n_headers;
+    char *body;                       /* heap or NULL */
+    size_t body_len;
+};
+
+/* What a driver may read while building or parsing; set up by the caller. */
+struct carrier_ctx {
+    const char *base_url;             /* e.g. https://api-eu.dhl.com (no trailing /) */
+    const char *api_key;              /* API-key carriers */
+    const char *access_token;         /* OAuth2 carriers, when the poller has one */
+    const char *language;             /* preferred description language, e.g. "en" */
+};
+
+struct carrier_ops {
+    /* Build the request for numbers[0..n) (n <= def->batch_max).
+     * Returns ST_OK or ST_CONFIG (e.g. no API key) with err filled in. */
+    enum st_err (*build_request)(const struct carrier_ctx *ctx, const char *const *numbers,
+                                 size_t n, struct carrier_request *req, char *err, size_t errlen);
+    /* Parse a response: fill results[i] for numbers[i], i < n. Returns ST_OK
+     * when per-number results were produced (each may itself be NOT_FOUND or
+     * ERROR), ST_RETRY for 429/5xx, ST_PERMANENT for a malformed body or an
+     * unexpected status, ST_CONFIG for rejected credentials. */
+    enum st_err (*parse_response)(const struct carrier_ctx *ctx, long http_status,
+                                  const char *body, size_t len, const char *const *numbers,
+                                  size_t n, struct track_result *results, char *err,
+                                  size_t errlen);
+};
+
+struct carrier_def {
+    const char *name;                 /* stable id: "dhl", "ups", ... */
+    const char *display_name;         /* "DHL (Unified)" */
+    const struct carrier_ops *ops;
+    unsigned batch_max;               /* numbers per request */
+    double rate_per_sec;              /* default request rate limit */
+    unsigned rate_per_day;            /* default daily quota (0 = none) */
+    enum carrier_auth auth;
+    const char *default_base_url;
+};
+
+/* The registry (carriers/registry.c). */
+extern const struct carrier_def *const carrier_defs[];
+extern const size_t carrier_defs_count;
+const struct carrier_def *carrier_find(const char *name);
+
+/* --- helpers for drivers (carriers/carrier.c) --- */
+
+/* Append a header "name: value"; fails (ST_PERMANENT) when the value holds CR/LF
+ * or the header does not fit. */
+enum st_err carrier_request_header(struct carrier_request *req, const char *name,
+                                   const char *value, char *err, size_t errlen);
+void carrier_request_reset(struct carrier_request *req);
+
+/* Append a zeroed event to res (status ST_STATUS_PENDING, affects_status true);
+ * NULL when CARRIER_MAX_EVENTS is reached or memory runs out. */
+struct track_event *track_result_add(struct track_result *res);
+void track_result_reset(struct track_result *res);
+/* Mark res as an error of the given kind with a formatted message. */
+void track_result_fail(struct track_result *res, enum st_err kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Copy src into dst[cap], cutting on a UTF-8 boundary, dropping control chars
+ * (CR, LF and TAB become spaces). NULL src gives "". */
+void carrier_copy_text(char *dst, size_t cap, const char *src);
+
+/* Parse an ISO 8601 timestamp "YYYY-MM-DDTHH:MM[:SS[.fff]][Z|+HH:MM|+HHMM]".
+ * On success fills ev->occurred_local, and, when an offset is present,
+ * ev->occurred_at/utc_offset_min with offset_kind OFFSET_CARRIER. Without an
+ * offset, the zone is derived from `country` (and `region`, a state/province
+ * code, where a country has several zones) via geo.h: OFFSET_DERIVED; if that
+ * is impossible, OFFSET_UNKNOWN with occurred_at = local time read as UTC.
+ * Returns false for a malformed timestamp. */
+bool carrier_parse_time(const char *s, const char *country, const char *region,
+                        struct track_event *ev);
+
+/* Sort events oldest first (stable on equal times), drop exact duplicates
+ * (same time, code, description, location). */
+void track_result_sort_dedupe(struct track_result *res);
+
+#endif

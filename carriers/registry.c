@@ -1,0 +1,26 @@
+/*
+ * registry.c - the one list of carrier drivers.
+ *
+ * Adding a carrier: write carriers/<name>.c exporting `const struct carrier_def
+ * carrier_<name>`, declare it here and add it to carrier_defs[]. Names must be
+ * unique; tests/test_carriers.c checks that.
+ */
+#include <string.h>
+
+#include "carrier.h"
+
+extern const struct carrier_def carrier_dhl;
+
+const struct carrier_def *const carrier_defs[] = {
+    &carrier_dhl,
+};
+
+const size_t carrier_defs_count = sizeof(carrier_defs) / sizeof(carrier_defs[0]);
+
+const struct carrier_def *carrier_find(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < carrier_defs_count; i++)
+        if (strcmp(carrier_defs[i]->name, name) == 0)
+            return carrier_defs[i];
+    return NULL;
+}

@@ -1,0 +1,96 @@
+/*
+ * config.h - the one table of configuration keys.
+ *
+ * Every setting is an environment variable SHIPTRACK_*; secrets may instead be
+ * read from a file named by SHIPTRACK_*_FILE (Docker/Kubernetes secrets). The
+ * table in config.c drives parsing and validation, `shiptrack --help`,
+ * `shiptrack config` (current values, secrets masked) and the README's
+ * configuration section (`shiptrack config --markdown`; a test keeps the README
+ * in sync).
+ */
+#ifndef ST_CONFIG_H
+#define ST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "err.h"
+
+enum cfg_type {
+    CFG_STRING,   /* free text */
+    CFG_URL,      /* http(s):// or postgres(ql):// URL */
+    CFG_INT,      /* integer within [min, max] */
+    CFG_ENUM,     /* one of the '|'-separated choices */
+    CFG_LIST,     /* comma-separated subset of the choices */
+    CFG_DURATION, /* 500ms, 30s, 5m, 2h, 7d (bare number = seconds); stored in ms */
+    CFG_SIZE      /* 512, 64KiB, 4MiB, 1GiB; stored in bytes */
+};
+
+#define CFG_SECRET 0x1u   /* masked in output; also readable from KEY_FILE */
+#define CFG_URL_PASSWORD 0x2u /* a URL whose password part is masked; KEY_FILE allowed */
+
+struct cfg_param {
+    const char *key;      /* SHIPTRACK_... */
+    enum cfg_type type;
+    const char *def;      /* default as text; NULL = unset */
+    long long min, max;   /* bounds for INT (value), DURATION (ms), SIZE (bytes) */
+    const char *choices;  /* ENUM/LIST: "a|b|c" */
+    unsigned flags;       /* CFG_SECRET, CFG_URL_PASSWORD */
+    const char *help;     /* one line for --help and the README */
+    size_t off;           /* offsetof(struct st_config, field) */
+};
+
+/* Parsed configuration. Strings are heap-owned (config_free); ints,
+ * durations (ms) and sizes (bytes) are long long. */
+struct st_config {
+    char *database_url;
+    char *log_level;
+    char *log_format;
+    char *roles;
+    char *worker_id;
+    long long db_retry_max_ms;
+    long long poll_batch;
+    long long poll_concurrency;
+    long long poll_lease_ms;
+    long long poll_idle_ms;
+    long long poll_interval_ms;
+    long long poll_retry_max_ms;
+    long long poll_jitter_pct;
+    long long http_connect_timeout_ms;
+    long long http_timeout_ms;
+    long long http_max_body;
+    char *dhl_api_key;
+    char *dhl_base_url;
+    char *dhl_language;
+    /* where each value came from, parallel to config_params[]: 0 default, 1 env, 2 file */
+    unsigned char source[64];
+};
+
+extern const struct cfg_param config_params[];
+extern const size_t config_params_count;
+
+/* Load every key from the environment into cfg (zeroed first). Returns ST_OK
+ * or ST_CONFIG with err naming the key and the expected form. On error cfg is
+ * freed. */
+enum st_err config_load(struct st_config *cfg, char *err, size_t errlen);
+void config_free(struct st_config *cfg);
+
+/* Print `KEY=value  (source)` lines, secrets masked. */
+void config_print(const struct st_config *cfg, FILE *f);
+/* Print the key list for --help. */
+void config_print_help(FILE *f);
+/* Print the README's configuration table (Markdown). */
+void config_print_markdown(FILE *f);
+
+/* Parsers, exposed for tests. Return false on a malformed value. */
+bool config_parse_duration(const char *s, long long *ms);
+bool config_parse_size(const char *s, long long *bytes);
+
+/* Mask the password of a URL ("postgresql://u:****@h/db") into buf. */
+const char *config_mask_url(const char *url, char *buf, size_t cap);
+
+/* True when role appears in cfg->roles. */
+bool config_has_role(const struct st_config *cfg, const char *role);
+
+#endif

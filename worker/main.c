@@ -1,0 +1,399 @@
+/*
+ * main.c - `shiptrack`: the worker and its subcommands.
+ *
+ * Exit status: 0 success, 1 runtime failure (database, carrier, not found),
+ * 2 usage or configuration error.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "carrier.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "poller.h"
+#include "register.h"
+#include "timeline.h"
+
+#define EXIT_USAGE 2
+
+static volatile sig_atomic_t running = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    running = 0;
+}
+
+static const struct {
+    const char *name;
+    const char *args;
+    const char *help;
+} commands[] = {
+    { "run", "[--roles LIST] [--until-idle]", "run worker roles until SIGTERM (roles: poller)" },
+    { "migrate", "", "apply database migrations (safe to run concurrently and repeatedly)" },
+    { "register", "--carrier C --tracking N [--email E] [--phone P] [--locale L]\n"
+                  "              [--time-zone Z] [--origin CC] [--destination CC] [--order-ref R] [--json]\n"
+                  "            | --batch FILE|- (JSON lines with the same fields)",
+      "register a shipment and its recipient" },
+    { "timeline", "TRACKING [--carrier C] [--json]", "print a shipment's timeline" },
+    { "carriers", "[--json]", "list supported carriers and whether credentials are set" },
+    { "config", "[--markdown]", "print the configuration in effect (secrets masked)" },
+    { "version", "", "print the version" },
+    { "help", "", "print this help" },
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: shiptrack COMMAND [OPTIONS]\n\n"
+          "shiptrack polls carrier APIs, keeps one timeline per shipment in PostgreSQL and\n"
+          "notifies recipients.\n\nCommands:\n", f);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-9s %s\n  %-9s   %s\n", commands[i].name, commands[i].args, "",
+                commands[i].help);
+    fputc('\n', f);
+    config_print_help(f);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "shiptrack: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nRun `shiptrack help` for usage.\n");
+    return EXIT_USAGE;
+}
+
+/* Parse options; any unknown option or stray argument is a usage error.
+ * Returns -1 when parsing succeeded. */
+static int parse_opts(int argc, char **argv, const struct option *opts, const char **vals,
+                      int max_positional, const char **positional, int *n_positional)
+{
+    int c, idx;
+
+    optind = 1;
+    opterr = 0;
+    *n_positional = 0;
+    while ((c = getopt_long(argc, argv, "+", opts, &idx)) != -1) {
+        if (c == '?' || c == ':')
+            return usage_error("%s: unknown option or missing value", argv[optind - 1]);
+        vals[idx] = optarg ? optarg : "1";
+    }
+    for (int i = optind; i < argc; i++) {
+        if (*n_positional >= max_positional)
+            return usage_error("unexpected argument \"%s\"", argv[i]);
+        positional[(*n_positional)++] = argv[i];
+    }
+    return -1;
+}
+
+static PGconn *connect_or_report(const struct st_config *cfg)
+{
+    char err[1024];
+    PGconn *conn = db_connect(cfg->database_url, err, sizeof(err));
+
+    if (conn == NULL)
+        fprintf(stderr, "shiptrack: %s\n", err);
+    return conn;
+}
+
+static int cmd_migrate(const struct st_config *cfg)
+{
+    char err[1024];
+    PGconn *conn = connect_or_report(cfg);
+    int applied = 0;
+    enum st_err rc;
+
+    if (conn == NULL)
+        return 1;
+    rc = migrate_run(conn, &applied, err, sizeof(err));
+    PQfinish(conn);
+    if (rc != ST_OK) {
+        fprintf(stderr, "shiptrack migrate: %s\n", err);
+        return rc == ST_CONFIG ? EXIT_USAGE : 1;
+    }
+    printf("migrations: %d applied, schema at version %03d\n", applied,
+           st_migrations_count ? st_migrations[st_migrations_count - 1].version : 0);
+    return 0;
+}
+
+/* JSON string member or NULL. */
+static const char *jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* `register --batch FILE`: one JSON object per line; every line is reported,
+ * bad lines do not stop the rest. Exit 1 when any line failed. */
+static int register_batch(const struct st_config *cfg, const char *path)
+{
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    char *line = NULL, err[512];
+    size_t cap = 0;
+    long lineno = 0, added = 0, existed_n = 0, failed = 0;
+    ssize_t len;
+    PGconn *conn;
+
+    if (in == NULL) {
+        fprintf(stderr, "shiptrack register: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if ((conn = connect_or_report(cfg)) == NULL) {
+        if (in != stdin)
+            fclose(in);
+        return 1;
+    }
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        struct registration reg;
+        json_error_t je;
+        json_t *o;
+        long long id;
+        bool existed;
+
+        lineno++;
+        if (len > 65536) {
+            fprintf(stderr, "%s:%ld: line longer than 64 KiB\n", path, lineno);
+            failed++;
+            continue;
+        }
+        if (strspn(line, " \t\r\n") == (size_t)len)
+            continue;
+        o = json_loads(line, JSON_REJECT_DUPLICATES, &je);
+        if (o == NULL || !json_is_object(o)) {
+            fprintf(stderr, "%s:%ld: not a JSON object: %s\n", path, lineno,
+                    o ? "wrong type" : je.text);
+            json_decref(o);
+            failed++;
+            continue;
+        }
+        if (registration_prepare(&reg, jstr(o, "carrier"), jstr(o, "tracking_number"),
+                                 jstr(o, "email"), jstr(o, "phone"), jstr(o, "locale"),
+                                 jstr(o, "time_zone"), jstr(o, "origin"), jstr(o, "destination"),
+                                 jstr(o, "order_ref"), err, sizeof(err)) != ST_OK ||
+            registration_store(conn, &reg, &id, &existed, err, sizeof(err)) != ST_OK) {
+            fprintf(stderr, "%s:%ld: %s\n", path, lineno, err);
+            failed++;
+        } else if (existed)
+            existed_n++;
+        else
+            added++;
+        json_decref(o);
+    }
+    free(line);
+    if (in != stdin)
+        fclose(in);
+    PQfinish(conn);
+    printf("registered %ld shipments (%ld already known, %ld rejected)\n", added, existed_n,
+           failed);
+    return failed ? 1 : 0;
+}
+
+static int cmd_register(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "carrier", required_argument, NULL, 0 },     { "tracking", required_argument, NULL, 0 },
+        { "email", required_argument, NULL, 0 },       { "phone", required_argument, NULL, 0 },
+        { "locale", required_argument, NULL, 0 },      { "time-zone", required_argument, NULL, 0 },
+        { "origin", required_argument, NULL, 0 },      { "destination", required_argument, NULL, 0 },
+        { "order-ref", required_argument, NULL, 0 },   { "json", no_argument, NULL, 0 },
+        { "batch", required_argument, NULL, 0 },       { NULL, 0, NULL, 0 },
+    };
+    const char *v[11] = { 0 }, *pos[1];
+    struct registration reg;
+    char err[512];
+    long long id;
+    bool existed;
+    PGconn *conn;
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    if (v[10] != NULL)
+        return register_batch(cfg, v[10]);
+    if (registration_prepare(&reg, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], err,
+                             sizeof(err)) != ST_OK) {
+        fprintf(stderr, "shiptrack register: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if ((conn = connect_or_report(cfg)) == NULL)
+        return 1;
+    if (registration_store(conn, &reg, &id, &existed, err, sizeof(err)) != ST_OK) {
+        fprintf(stderr, "shiptrack register: %s\n", err);
+        PQfinish(conn);
+        return 1;
+    }
+    PQfinish(conn);
+    if (v[9] != NULL)
+        printf("{\"shipment_id\":%lld,\"carrier\":\"%s\",\"tracking_number\":\"%s\",\"existed\":%s}\n",
+               id, reg.carrier, reg.tracking_number, existed ? "true" : "false");
+    else if (existed)
+        printf("already registered: shipment %lld (%s %s), nothing changed\n", id, reg.carrier,
+               reg.tracking_number);
+    else
+        printf("registered shipment %lld (%s %s)\n", id, reg.carrier, reg.tracking_number);
+    return 0;
+}
+
+static int cmd_timeline(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "carrier", required_argument, NULL, 0 },
+        { "json", no_argument, NULL, 0 },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *v[2] = { 0 }, *pos[1];
+    char err[512];
+    json_t *tl;
+    PGconn *conn;
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 1, pos, &n)) >= 0)
+        return rc;
+    if (n != 1)
+        return usage_error("%s", "timeline: which tracking number?");
+    if ((conn = connect_or_report(cfg)) == NULL)
+        return 1;
+    if (timeline_load(conn, v[0], pos[0], &tl, err, sizeof(err)) != ST_OK) {
+        fprintf(stderr, "shiptrack timeline: %s\n", err);
+        PQfinish(conn);
+        return 1;
+    }
+    PQfinish(conn);
+    if (v[1] != NULL) {
+        json_dumpf(tl, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII * 0);
+        fputc('\n', stdout);
+    } else
+        timeline_print_text(stdout, tl);
+    json_decref(tl);
+    return 0;
+}
+
+static int cmd_carriers(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = { { "json", no_argument, NULL, 0 }, { NULL, 0, NULL, 0 } };
+    const char *v[1] = { 0 }, *pos[1];
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    for (size_t i = 0; i < carrier_defs_count; i++) {
+        const struct carrier_def *d = carrier_defs[i];
+        bool configured = strcmp(d->name, "dhl") == 0 && cfg->dhl_api_key != NULL;
+
+        if (v[0] != NULL)
+            printf("{\"name\":\"%s\",\"display_name\":\"%s\",\"batch_max\":%u,\"rate_per_sec\":%g,"
+                   "\"rate_per_day\":%u,\"auth\":\"%s\",\"configured\":%s}\n",
+                   d->name, d->display_name, d->batch_max, d->rate_per_sec, d->rate_per_day,
+                   d->auth == CARRIER_AUTH_OAUTH2 ? "oauth2" : "api_key",
+                   configured ? "true" : "false");
+        else
+            printf("%-8s %-24s batch %-3u %5g/s %6u/day  %-7s %s\n", d->name, d->display_name,
+                   d->batch_max, d->rate_per_sec, d->rate_per_day,
+                   d->auth == CARRIER_AUTH_OAUTH2 ? "oauth2" : "api-key",
+                   configured ? "configured" : "no credentials");
+    }
+    return 0;
+}
+
+static int cmd_run(struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "roles", required_argument, NULL, 0 },
+        { "until-idle", no_argument, NULL, 0 },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *v[2] = { 0 }, *pos[1];
+    struct poller_opts popts = { &running, false };
+    struct poller_totals totals;
+    struct sigaction sa;
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    if (v[0] != NULL) {
+        if (strcmp(v[0], "poller") != 0 && strcmp(v[0], "all") != 0)
+            return usage_error("--roles: \"%s\" is not a known role list (known: poller)", v[0]);
+        free(cfg->roles);
+        cfg->roles = strdup("poller");
+        if (cfg->roles == NULL)
+            return 1;
+    }
+    popts.until_idle = v[1] != NULL;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) {
+        perror("shiptrack: sigaction");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    log_info("worker.start", 0, NULL, "shiptrack %s starting roles %s", SHIPTRACK_VERSION,
+             cfg->roles);
+    if (!config_has_role(cfg, "poller"))
+        return usage_error("%s", "no role to run");
+    rc = poller_run(cfg, &popts, &totals);
+    log_info("worker.stop", 0, NULL, "stopped%s", running ? " (idle)" : " on signal");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct st_config cfg;
+    char err[512];
+    const char *cmd;
+    int rc;
+
+    if (argc < 2)
+        return usage(stderr), EXIT_USAGE;
+    cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("shiptrack %s\n", SHIPTRACK_VERSION);
+        return 0;
+    }
+    if (config_load(&cfg, err, sizeof(err)) != ST_OK) {
+        fprintf(stderr, "shiptrack: configuration: %s\n", err);
+        return EXIT_USAGE;
+    }
+    log_setup(cfg.log_level, cfg.log_format, stderr);
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "shiptrack: curl_global_init failed\n");
+        config_free(&cfg);
+        return 1;
+    }
+    /* subcommands see their own argv: argv[0] is the command name */
+    if (strcmp(cmd, "config") == 0) {
+        if (argc == 3 && strcmp(argv[2], "--markdown") == 0)
+            config_print_markdown(stdout), rc = 0;
+        else if (argc == 2)
+            config_print(&cfg, stdout), rc = 0;
+        else
+            rc = usage_error("config: unexpected argument \"%s\"", argv[2]);
+    } else if (strcmp(cmd, "migrate") == 0)
+        rc = argc == 2 ? cmd_migrate(&cfg) : usage_error("migrate: unexpected argument \"%s\"", argv[2]);
+    else if (strcmp(cmd, "register") == 0)
+        rc = cmd_register(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "timeline") == 0)
+        rc = cmd_timeline(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "carriers") == 0)
+        rc = cmd_carriers(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "run") == 0)
+        rc = cmd_run(&cfg, argc - 1, argv + 1);
+    else
+        rc = usage_error("unknown command \"%s\"", cmd);
+    config_free(&cfg);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,433 @@
+/*
+ * store.c - record a poll's outcome in one transaction.
+ *
+ * Wording: an event is "new" when this call inserted it (its dedupe key was
+ * not stored yet); an event "applies" when it is new, may drive the status
+ * (not unmapped) and is not older than the event that set the current status.
+ * Each applying event whose status or substatus differs from the current one
+ * is a "transition" and gets an outbox row.
+ */
+#include "store.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "customs.h"
+#include "db.h"
+#include "log.h"
+
+#define EVENTS_TOPIC "shiptrack.events.v1"
+
+static void iso_utc(time_t t, char *buf, size_t cap)
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void store_dedupe_text(const char *carrier, const char *number, const struct track_event *ev,
+                       char *buf, size_t cap)
+{
+    char off[16];
+
+    if (ev->offset_kind == OFFSET_UNKNOWN)
+        snprintf(off, sizeof(off), "u");
+    else
+        snprintf(off, sizeof(off), "%d", ev->utc_offset_min);
+    snprintf(buf, cap, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", carrier, number,
+             ev->occurred_local, off, ev->code, ev->city, ev->postal_code, ev->country,
+             ev->description);
+}
+
+/* Random factor in [1 - pct/100, 1 + pct/100]. */
+static double jitter(int pct)
+{
+    if (pct <= 0)
+        return 1.0;
+    return 1.0 + ((double)(rand() % (2 * pct * 100 + 1)) - pct * 100) / 10000.0;
+}
+
+/* JSON array of the events for jsonb_to_recordset. */
+static json_t *events_json(const struct claimed *s, const struct track_result *r)
+{
+    json_t *arr = json_array();
+    char at[32], dedupe[EV_DESC_MAX + 512];
+
+    if (arr == NULL)
+        return NULL;
+    for (size_t i = 0; i < r->n_events; i++) {
+        const struct track_event *ev = &r->events[i];
+        json_t *o;
+
+        iso_utc(ev->occurred_at, at, sizeof(at));
+        store_dedupe_text(s->carrier, s->tracking_number, ev, dedupe, sizeof(dedupe));
+        o = json_pack("{s:i, s:s, s:s, s:s, s:o, s:s, s:s, s:b, s:b, s:s, s:s, s:s, s:s, s:s, s:s}",
+                      "ord", (int)i, "occurred_at", at, "occurred_local", ev->occurred_local,
+                      "offset_kind", offset_kind_name(ev->offset_kind), "utc_offset_min",
+                      ev->offset_kind == OFFSET_UNKNOWN ? json_null()
+                                                        : json_integer(ev->utc_offset_min),
+                      "status", st_status_name(ev->status), "substatus",
+                      st_substatus_name(ev->substatus), "affects_status", ev->affects_status,
+                      "customs", ev->customs, "raw_code", ev->code, "raw_description",
+                      ev->description, "city", ev->city, "postal_code", ev->postal_code,
+                      "country", ev->country, "dedupe", dedupe);
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* Insert events; new_flags[i] becomes true for each event inserted now. */
+static enum st_err insert_events(PGconn *conn, const struct claimed *s,
+                                 const struct track_result *r, bool *new_flags, int *n_new,
+                                 char *err, size_t errlen)
+{
+    static const char sql[] =
+        "WITH src AS ("
+        "  SELECT e.*, md5(e.dedupe)::uuid AS dedupe_key"
+        "  FROM jsonb_to_recordset($2::jsonb) AS e(ord int, occurred_at timestamptz,"
+        "       occurred_local timestamp, offset_kind text, utc_offset_min smallint,"
+        "       status text, substatus text, affects_status boolean, customs boolean,"
+        "       raw_code text, raw_description text, city text, postal_code text,"
+        "       country text, dedupe text)),"
+        " ins AS ("
+        "  INSERT INTO tracking_events (shipment_id, occurred_at, occurred_local, offset_kind,"
+        "       utc_offset_min, status, substatus, affects_status, customs, raw_code,"
+        "       raw_description, city, postal_code, country, dedupe_key)"
+        "  SELECT $1, occurred_at, occurred_local, offset_kind, utc_offset_min, status,"
+        "       substatus, affects_status, customs, raw_code, raw_description, city,"
+        "       postal_code, country, dedupe_key FROM src ORDER BY ord"
+        "  ON CONFLICT (dedupe_key, occurred_at) DO NOTHING"
+        "  RETURNING dedupe_key, occurred_at)"
+        " SELECT DISTINCT ON (src.dedupe_key) src.ord FROM src"
+        "  JOIN ins ON ins.dedupe_key = src.dedupe_key AND ins.occurred_at = src.occurred_at"
+        "  ORDER BY src.dedupe_key, src.ord";
+    char id[24];
+    const char *p[2];
+    json_t *arr = events_json(s, r);
+    char *text;
+    enum st_err kind = ST_OK;
+    PGresult *res;
+
+    *n_new = 0;
+    if (arr == NULL)
+        return st_fail(err, errlen, ST_RETRY, "out of memory building events");
+    text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (text == NULL)
+        return st_fail(err, errlen, ST_RETRY, "out of memory building events");
+    snprintf(id, sizeof(id), "%lld", s->id);
+    p[0] = id;
+    p[1] = text;
+    res = db_exec(conn, "insert events", sql, 2, p, PGRES_TUPLES_OK, &kind, err, errlen);
+    free(text);
+    if (res == NULL)
+        return kind;
+    for (int i = 0; i < PQntuples(res); i++) {
+        int ord = atoi(PQgetvalue(res, i, 0));
+
+        if (ord >= 0 && (size_t)ord < r->n_events) {
+            new_flags[ord] = true;
+            (*n_new)++;
+        }
+    }
+    PQclear(res);
+    return ST_OK;
+}
+
+/* The shipment row as it is now, locked for this transaction. */
+struct current {
+    enum st_status status;
+    enum st_substatus substatus;
+    bool has_status_at;
+    time_t status_at;
+    char order_ref[130];
+};
+
+static enum st_err lock_shipment(PGconn *conn, const struct claimed *s, struct current *cur,
+                                 char *err, size_t errlen)
+{
+    char id[24];
+    const char *p[1] = { id };
+    enum st_err kind = ST_OK;
+    PGresult *res;
+
+    snprintf(id, sizeof(id), "%lld", s->id);
+    res = db_exec(conn, "lock shipment",
+                  "SELECT status, substatus, extract(epoch FROM status_at)::bigint,"
+                  " coalesce(order_ref, '') FROM shipments WHERE id = $1 FOR UPDATE",
+                  1, p, PGRES_TUPLES_OK, &kind, err, errlen);
+    if (res == NULL)
+        return kind;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return st_fail(err, errlen, ST_PERMANENT, "shipment %lld no longer exists", s->id);
+    }
+    if (!st_status_parse(PQgetvalue(res, 0, 0), &cur->status) ||
+        !st_substatus_parse(PQgetvalue(res, 0, 1), &cur->substatus)) {
+        PQclear(res);
+        return st_fail(err, errlen, ST_PERMANENT, "shipment %lld has an unknown status", s->id);
+    }
+    cur->has_status_at = !PQgetisnull(res, 0, 2);
+    cur->status_at = cur->has_status_at ? (time_t)atoll(PQgetvalue(res, 0, 2)) : 0;
+    snprintf(cur->order_ref, sizeof(cur->order_ref), "%s", PQgetvalue(res, 0, 3));
+    PQclear(res);
+    return ST_OK;
+}
+
+/* Outbox message announcing a change from (from, from_sub) to ev's status. */
+static json_t *transition_json(const struct claimed *s, const struct current *cur,
+                               enum st_status from, enum st_substatus from_sub,
+                               enum st_status to, enum st_substatus to_sub,
+                               const struct track_event *ev)
+{
+    char at[32];
+
+    if (ev != NULL)
+        iso_utc(ev->occurred_at, at, sizeof(at));
+    return json_pack("{s:s, s:I, s:s, s:s, s:o, s:{s:s, s:s}, s:{s:s, s:s}, s:o}",
+                     "type", "status_changed", "shipment_id", (json_int_t)s->id, "carrier",
+                     s->carrier, "tracking_number", s->tracking_number, "order_ref",
+                     cur->order_ref[0] ? json_string(cur->order_ref) : json_null(), "from",
+                     "status", st_status_name(from), "substatus", st_substatus_name(from_sub),
+                     "to", "status", st_status_name(to), "substatus", st_substatus_name(to_sub),
+                     "event",
+                     ev == NULL ? json_null()
+                                : json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:{s:s, s:s, s:s}}",
+                                            "occurred_at", at, "occurred_local",
+                                            ev->occurred_local, "offset_kind",
+                                            offset_kind_name(ev->offset_kind), "customs",
+                                            ev->customs, "code", ev->code, "description",
+                                            ev->description, "location", "city", ev->city,
+                                            "postal_code", ev->postal_code, "country",
+                                            ev->country));
+}
+
+static enum st_err insert_outbox(PGconn *conn, const struct claimed *s, json_t *msgs, char *err,
+                                 size_t errlen)
+{
+    char key[24];
+    const char *p[2];
+    char *text;
+    enum st_err kind = ST_OK;
+    PGresult *res;
+
+    if (json_array_size(msgs) == 0)
+        return ST_OK;
+    text = json_dumps(msgs, JSON_COMPACT);
+    if (text == NULL)
+        return st_fail(err, errlen, ST_RETRY, "out of memory building outbox rows");
+    snprintf(key, sizeof(key), "%lld", s->id);
+    p[0] = key;
+    p[1] = text;
+    res = db_exec(conn, "insert outbox",
+                  "INSERT INTO outbox (topic, msg_key, payload)"
+                  " SELECT '" EVENTS_TOPIC "', $1, m.x"
+                  " FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS m(x, n) ORDER BY m.n",
+                  2, p, PGRES_COMMAND_OK, &kind, err, errlen);
+    free(text);
+    if (res == NULL)
+        return kind;
+    PQclear(res);
+    return ST_OK;
+}
+
+enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct claimed *s,
+                              const struct track_result *r, const struct poll_policy *pp,
+                              struct store_stats *stats, char *err, size_t errlen)
+{
+    struct current cur;
+    enum st_status status;
+    enum st_substatus sub;
+    time_t status_at, last_event = 0;
+    bool changed_at = false;
+    bool *new_flags = NULL;
+    json_t *msgs = NULL;
+    char customs_state[16] = "";
+    char id[24], st_at[32] = "", last_at[32] = "", next_ms[32], edd[16];
+    const char *p[9];
+    enum st_err rc;
+    PGresult *res;
+
+    memset(stats, 0, sizeof(*stats));
+    stats->events_seen = (int)r->n_events;
+    if ((rc = db_begin(conn, err, errlen)) != ST_OK)
+        return rc;
+    if ((rc = lock_shipment(conn, s, &cur, err, errlen)) != ST_OK)
+        goto fail;
+    new_flags = calloc(r->n_events + 1, sizeof(*new_flags));
+    msgs = json_array();
+    if (new_flags == NULL || msgs == NULL) {
+        rc = st_fail(err, errlen, ST_RETRY, "out of memory");
+        goto fail;
+    }
+    if (r->outcome == TRACK_FOUND && r->n_events > 0 &&
+        (rc = insert_events(conn, s, r, new_flags, &stats->events_new, err, errlen)) != ST_OK)
+        goto fail;
+
+    /* Walk events oldest first (the driver sorted them). */
+    status = cur.status;
+    sub = cur.substatus;
+    status_at = cur.status_at;
+    for (size_t i = 0; i < r->n_events; i++) {
+        const struct track_event *ev = &r->events[i];
+
+        if (ev->occurred_at > last_event)
+            last_event = ev->occurred_at;
+        if (!new_flags[i] || !ev->affects_status)
+            continue;
+        if ((cur.has_status_at || changed_at) && ev->occurred_at < status_at)
+            continue; /* late and older: recorded, but never moves the status back */
+        if (ev->status != status || ev->substatus != sub) {
+            json_t *m = transition_json(s, &cur, status, sub, ev->status, ev->substatus, ev);
+
+            if (m == NULL || json_array_append_new(msgs, m) != 0) {
+                rc = st_fail(err, errlen, ST_RETRY, "out of memory");
+                goto fail;
+            }
+            if (ev->status != status)
+                stats->status_changes++;
+            status = ev->status;
+            sub = ev->substatus;
+        }
+        status_at = ev->occurred_at;
+        changed_at = true;
+    }
+    /* A number the carrier does not know yet: pending becomes not_found. */
+    if (r->outcome == TRACK_NOT_FOUND && status == ST_STATUS_PENDING) {
+        json_t *m = transition_json(s, &cur, status, sub, ST_STATUS_NOT_FOUND, ST_SUB_NOT_FOUND,
+                                    NULL);
+
+        if (m == NULL || json_array_append_new(msgs, m) != 0) {
+            rc = st_fail(err, errlen, ST_RETRY, "out of memory");
+            goto fail;
+        }
+        status = ST_STATUS_NOT_FOUND;
+        sub = ST_SUB_NOT_FOUND;
+        stats->status_changes++;
+    }
+    if ((rc = customs_apply(conn, s->id, r->events, new_flags, r->n_events, customs_state,
+                            sizeof(customs_state), err, errlen)) != ST_OK)
+        goto fail;
+    if ((rc = insert_outbox(conn, s, msgs, err, errlen)) != ST_OK)
+        goto fail;
+
+    snprintf(id, sizeof(id), "%lld", s->id);
+    if (changed_at)
+        iso_utc(status_at, st_at, sizeof(st_at));
+    if (last_event > 0)
+        iso_utc(last_event, last_at, sizeof(last_at));
+    snprintf(next_ms, sizeof(next_ms), "%.0f", (double)pp->interval_ms * jitter(pp->jitter_pct));
+    snprintf(edd, sizeof(edd), "%s", r->estimated_delivery);
+    p[0] = id;
+    p[1] = st_status_name(status);
+    p[2] = st_substatus_name(sub);
+    p[3] = st_at[0] ? st_at : NULL;
+    p[4] = last_at[0] ? last_at : NULL;
+    p[5] = customs_state[0] ? customs_state : NULL;
+    p[6] = edd[0] ? edd : NULL;
+    p[7] = st_status_terminal(status) ? NULL : next_ms;
+    p[8] = worker_id;
+    res = db_exec(conn, "update shipment",
+                  "UPDATE shipments SET status = $2, substatus = $3,"
+                  " status_at = coalesce($4::timestamptz, status_at),"
+                  " last_event_at = greatest(last_event_at, $5::timestamptz),"
+                  " customs_state = coalesce($6, customs_state),"
+                  " edd_original = coalesce(edd_original, $7::date),"
+                  " edd_current = coalesce($7::date, edd_current),"
+                  " next_poll_at = CASE WHEN $8::text IS NULL THEN NULL"
+                  "   ELSE now() + make_interval(secs => $8::float8 / 1000) END,"
+                  " lease_owner = CASE WHEN lease_owner = $9 THEN NULL ELSE lease_owner END,"
+                  " lease_until = CASE WHEN lease_owner = $9 THEN NULL ELSE lease_until END,"
+                  " poll_count = poll_count + 1, poll_error_streak = 0, last_poll_at = now(),"
+                  " last_poll_error = NULL, updated_at = now()"
+                  " WHERE id = $1",
+                  9, p, PGRES_COMMAND_OK, &rc, err, errlen);
+    if (res == NULL)
+        goto fail;
+    PQclear(res);
+    if ((rc = db_commit(conn, err, errlen)) != ST_OK)
+        goto fail;
+    snprintf(stats->status, sizeof(stats->status), "%s", st_status_name(status));
+    free(new_flags);
+    json_decref(msgs);
+    return ST_OK;
+fail:
+    db_rollback(conn);
+    free(new_flags);
+    json_decref(msgs);
+    return rc;
+}
+
+enum st_err store_poll_failure(PGconn *conn, const char *worker_id, const struct claimed *s,
+                               enum st_err kind, const char *reason, long long min_delay_ms,
+                               const struct poll_policy *pp, char *err, size_t errlen)
+{
+    char id[24], maxs[32], mins[32], jit[32], msg[300];
+    const char *p[6];
+    enum st_err rc = ST_OK;
+    PGresult *res;
+
+    snprintf(id, sizeof(id), "%lld", s->id);
+    snprintf(msg, sizeof(msg), "%s: %s", st_err_name(kind), reason);
+    snprintf(maxs, sizeof(maxs), "%.3f", (double)pp->retry_max_ms / 1000.0);
+    snprintf(mins, sizeof(mins), "%.3f", (double)min_delay_ms / 1000.0);
+    snprintf(jit, sizeof(jit), "%.4f", jitter(pp->jitter_pct));
+    p[0] = id;
+    p[1] = msg;
+    p[2] = maxs;
+    p[3] = jit;
+    p[4] = mins;
+    p[5] = worker_id;
+    /* Backoff: 30 s doubling per consecutive failure, capped, jittered. */
+    res = db_exec(conn, "record poll failure",
+                  "UPDATE shipments SET poll_error_streak = poll_error_streak + 1,"
+                  " last_poll_error = $2, last_poll_at = now(), updated_at = now(),"
+                  " next_poll_at = CASE WHEN next_poll_at IS NULL THEN NULL ELSE now() +"
+                  "   make_interval(secs => greatest($5::float8, least($3::float8,"
+                  "   30 * power(2, least(poll_error_streak, 20))) * $4::float8)) END,"
+                  " lease_owner = CASE WHEN lease_owner = $6 THEN NULL ELSE lease_owner END,"
+                  " lease_until = CASE WHEN lease_owner = $6 THEN NULL ELSE lease_until END"
+                  " WHERE id = $1",
+                  6, p, PGRES_COMMAND_OK, &rc, err, errlen);
+    if (res == NULL)
+        return rc;
+    PQclear(res);
+    return ST_OK;
+}
+
+enum st_err store_release(PGconn *conn, const char *worker_id, const long long *ids, size_t n,
+                          char *err, size_t errlen)
+{
+    char *list;
+    size_t cap = n * 22 + 3, o = 0;
+    const char *p[2];
+    enum st_err rc = ST_OK;
+    PGresult *res;
+
+    if (n == 0)
+        return ST_OK;
+    list = malloc(cap);
+    if (list == NULL)
+        return st_fail(err, errlen, ST_RETRY, "out of memory");
+    list[o++] = '{';
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(list + o, cap - o, "%s%lld", i ? "," : "", ids[i]);
+    snprintf(list + o, cap - o, "}");
+    p[0] = list;
+    p[1] = worker_id;
+    res = db_exec(conn, "release leases",
+                  "UPDATE shipments SET lease_owner = NULL, lease_until = NULL"
+                  " WHERE id = ANY($1::bigint[]) AND lease_owner = $2",
+                  2, p, PGRES_COMMAND_OK, &rc, err, errlen);
+    free(list);
+    if (res == NULL)
+        return rc;
+    PQclear(res);
+    return ST_OK;
+}

@@ -1,0 +1,59 @@
+/*
+ * store.h - the one transaction that records what a poll learned.
+ *
+ * For one shipment: insert the normalized events (deduplicated by key),
+ * move the shipment's status forward (never backwards on a late, older
+ * event), update customs holds and the estimated delivery date, write one
+ * outbox row per status change, schedule the next poll and release the lease
+ * -- all or nothing.
+ */
+#ifndef ST_STORE_H
+#define ST_STORE_H
+
+#include <libpq-fe.h>
+
+#include "carrier.h"
+#include "err.h"
+
+/* A shipment as the poller claimed it. */
+struct claimed {
+    long long id;
+    char carrier[33];
+    char tracking_number[48];
+};
+
+/* Scheduling knobs (from the configuration). */
+struct poll_policy {
+    long long interval_ms;   /* next poll after a success */
+    long long retry_max_ms;  /* cap of the failure backoff */
+    int jitter_pct;          /* +- spread in percent */
+};
+
+/* What one store call did, for logs and tests. */
+struct store_stats {
+    int events_seen;
+    int events_new;
+    int status_changes;
+    char status[32];         /* status after the call */
+};
+
+/* Record a successful poll (TRACK_FOUND or TRACK_NOT_FOUND). */
+enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct claimed *s,
+                              const struct track_result *r, const struct poll_policy *pp,
+                              struct store_stats *stats, char *err, size_t errlen);
+
+/* Record a failed poll: keep the shipment's data, bump its error streak,
+ * schedule a retry with capped exponential backoff, release the lease. */
+enum st_err store_poll_failure(PGconn *conn, const char *worker_id, const struct claimed *s,
+                               enum st_err kind, const char *reason, long long min_delay_ms,
+                               const struct poll_policy *pp, char *err, size_t errlen);
+
+/* Release leases this worker holds on shipments it did not poll (shutdown). */
+enum st_err store_release(PGconn *conn, const char *worker_id, const long long *ids, size_t n,
+                          char *err, size_t errlen);
+
+/* Deterministic dedupe text of an event (hashed by the database). */
+void store_dedupe_text(const char *carrier, const char *number, const struct track_event *ev,
+                       char *buf, size_t cap);
+
+#endif
