@@ -82,7 +82,7 @@ static int parse_opts(int argc, char **argv, const struct option *opts, const ch
     optind = 1;
     opterr = 0;
     *n_positional = 0;
-    while ((c = getopt_long(argc, argv, "+", opts, &idx)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, &idx)) != -1) {
         if (c == '?' || c == ':')
             return usage_error("%s: unknown option or missing value", argv[optind - 1]);
         vals[idx] = optarg ? optarg : "1";

@@ -4,6 +4,9 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <time.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,4 +117,84 @@ int tu_run(char *const argv[], const char *const *env_extra, char **out, char **
     else
         close(efd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void tu_sim_start(struct tu_sim *sim, const char *const *args)
+{
+    char bin[512], *argv[32], line[256];
+    int fds[2], n = 0;
+    posix_spawn_file_actions_t fa;
+    FILE *f;
+
+    memset(sim, 0, sizeof(*sim));
+    tu_binary_path(bin, sizeof(bin), "shiptrack-carrier-sim");
+    argv[n++] = bin;
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    for (int i = 0; args != NULL && args[i] != NULL && n < 30; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    cr_assert_eq(pipe(fds), 0);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    cr_assert_eq(posix_spawn(&sim->pid, bin, &fa, NULL, argv, environ), 0, "spawn %s", bin);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    f = fdopen(fds[0], "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(line, sizeof(line), f), "simulator printed nothing");
+    fclose(f); /* the simulator writes nothing else to stdout */
+    cr_assert(sscanf(line, "shiptrack-carrier-sim listening on %127s", sim->url) == 1,
+              "unexpected first line: %s", line);
+}
+
+void tu_sim_stop(struct tu_sim *sim)
+{
+    int status;
+
+    if (sim->pid <= 0)
+        return;
+    kill(sim->pid, SIGTERM);
+    cr_assert_eq(waitpid(sim->pid, &status, 0), sim->pid);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "simulator exit status %d", status);
+    sim->pid = 0;
+}
+
+struct tu_buf {
+    char *p;
+    size_t n;
+};
+
+static size_t tu_collect(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct tu_buf *b = ud;
+    size_t n = size * nmemb;
+    char *p = realloc(b->p, b->n + n + 1);
+
+    if (p == NULL)
+        return 0;
+    memcpy(p + b->n, data, n);
+    b->p = p;
+    b->n += n;
+    b->p[b->n] = '\0';
+    return n;
+}
+
+char *tu_http_get(const char *url, long *status)
+{
+    struct tu_buf b = { calloc(1, 1), 0 };
+    CURL *c = curl_easy_init();
+    CURLcode rc;
+
+    cr_assert_not_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    rc = curl_easy_perform(c);
+    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(c);
+    return b.p;
 }
