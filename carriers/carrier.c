@@ -210,8 +210,13 @@ bool carrier_parse_time(const char *s, const char *country, const char *region,
     if (sec == 60)
         sec = 59; /* leap second: keep it inside the minute */
     local_as_utc = (time_t)(days_from_civil(y, mo, d) * 86400L + h * 3600L + mi * 60L + sec);
-    snprintf(ev->occurred_local, sizeof(ev->occurred_local), "%04d-%02d-%02dT%02d:%02d:%02d",
-             y, mo, d, h, mi, sec);
+    {
+        char tmp[64]; /* ranges are checked above: the text is exactly 19 bytes */
+
+        snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d", y, mo, d, h, mi, sec);
+        memcpy(ev->occurred_local, tmp, EV_LOCAL_MAX - 1);
+        ev->occurred_local[EV_LOCAL_MAX - 1] = '\0';
+    }
 
     if (*p == 'Z' || *p == 'z') {
         p++;

@@ -18,6 +18,7 @@
 #include "carrier.h"
 #include "config.h"
 #include "db.h"
+#include "detect.h"
 #include "log.h"
 #include "migrate.h"
 #include "poller.h"
@@ -46,6 +47,7 @@ static const struct {
                   "            | --batch FILE|- (JSON lines with the same fields)",
       "register a shipment and its recipient" },
     { "timeline", "TRACKING [--carrier C] [--json]", "print a shipment's timeline" },
+    { "detect", "NUMBER [--json]", "which carriers and formats a tracking number fits" },
     { "carriers", "[--json]", "list supported carriers and whether credentials are set" },
     { "config", "[--markdown]", "print the configuration in effect (secrets masked)" },
     { "version", "", "print the version" },
@@ -276,6 +278,27 @@ static int cmd_timeline(const struct st_config *cfg, int argc, char **argv)
     return 0;
 }
 
+static int cmd_detect(int argc, char **argv)
+{
+    static const struct option opts[] = { { "json", no_argument, NULL, 0 }, { NULL, 0, NULL, 0 } };
+    const char *v[1] = { 0 }, *pos[1];
+    struct detect_candidate c[8];
+    char why[256] = "";
+    size_t found;
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 1, pos, &n)) >= 0)
+        return rc;
+    if (n != 1)
+        return usage_error("%s", "detect: which tracking number?");
+    found = detect_tracking_number(pos[0], c, sizeof(c) / sizeof(c[0]), why, sizeof(why));
+    detect_print(stdout, pos[0], c, found, v[0] != NULL);
+    if (found == 0 && v[0] == NULL)
+        fprintf(stderr, "shiptrack detect: no carrier issues numbers like this%s%s\n",
+                why[0] ? ": " : "", why);
+    return found > 0 ? 0 : 1;
+}
+
 static int cmd_carriers(const struct st_config *cfg, int argc, char **argv)
 {
     static const struct option opts[] = { { "json", no_argument, NULL, 0 }, { NULL, 0, NULL, 0 } };
@@ -387,6 +410,8 @@ int main(int argc, char **argv)
         rc = cmd_register(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "timeline") == 0)
         rc = cmd_timeline(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "detect") == 0)
+        rc = cmd_detect(argc - 1, argv + 1);
     else if (strcmp(cmd, "carriers") == 0)
         rc = cmd_carriers(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "run") == 0)
