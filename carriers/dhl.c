@@ -1,43 +1,1055 @@
 /*
- * dhl.c - driver for DHL Shipment Tracking - Unified (skeleton: the request
- * builder is in place, the response parser follows).
+ * dhl.c - driver for DHL Shipment Tracking - Unified (api-eu.dhl.com/track).
+ *
+ * One tracking number per call: GET {base}/track/shipments?trackingNumber=N
+ * with the key in the DHL-API-Key header. The answer is shipments[] whose
+ * events[] carry a coarse statusCode (pre-transit, transit, delivered,
+ * failure, unknown) plus free text; this file turns both into the normalized
+ * vocabulary of status.h.
+ *
+ * Wording:
+ *   folded text  status + description + remark of one event, lower-cased
+ *                (ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic), that the
+ *                keyword tables below are matched against.
+ *   keyword      a folded word or phrase; a leading '^' means it must start a
+ *                word, a trailing '$' that it must end one ("^cleared$" does
+ *                not match "uncleared"; "^customs$" does not match "customer").
+ *
+ * Customs never has a code of its own at DHL: it is recognised from wording
+ * in several languages (see CARRIERS.md), then classified by the first rule
+ * that matches (prohibited, released, documents, duties, inspection, delay,
+ * other hold, else plain processing). Holds get status "held".
+ *
+ * Timestamps come with Z, with an offset, or as bare local time; bare ones
+ * take the zone of the event's country when it has exactly one, otherwise the
+ * offset is recorded as unknown (carrier_parse_time), never guessed.
+ *
+ * No network I/O here. Bodies above DHL_BODY_MAX are refused.
  */
+#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "carrier.h"
+#include "geo.h"
 
-/* Build GET {base}/track/shipments?trackingNumber=N. */
-static enum st_err dhl_build_request(const struct carrier_ctx *ctx, const char *const *numbers,
-                                     size_t n, struct carrier_request *req, char *err,
-                                     size_t errlen)
+#define DHL_BODY_MAX   (4u * 1024u * 1024u) /* largest body we parse */
+#define DHL_NUMBER_MAX 64                    /* longest tracking number accepted */
+#define DHL_FOLD_MAX   2048                  /* folded text scanned for keywords */
+#define DHL_DETAIL_MAX 160                   /* problem detail quoted in messages */
+
+/* ------------------------------------------------------------------------ */
+/* Keyword tables. All entries are folded (lower case). NULL ends each list. */
+
+/* Any of these marks the event as being about customs. */
+static const char *const kw_customs[] = {
+    "^customs$", "custom clearance", "^clearance", "^duties$", "import charges", "import duties",
+    "import duty", "import tax", "import vat",                            /* en */
+    "zoll", "verzoll", "einfuhrabgaben", "einfuhrumsatzsteuer",            /* de */
+    "douan",                                                               /* fr, nl */
+    "^aduan",                                                              /* es, pt */
+    "^dogana", "^doganal", "^sdogan",                                      /* it */
+    "^inklaring", "^invoerrechten",                                        /* nl */
+    "^alfândega", "^alfandega",                                            /* pt */
+    "^cło$", "^cła$", "^celn",                                             /* pl */
+    "^tull",                                                               /* sv, no */
+    "通関", "税関",                                                        /* ja */
+    "海关", "清关", "海關", "清關",                                        /* zh */
+    "세관", "통관",                                                        /* ko */
+    "جمارك",                                                               /* ar */
+    "^gümrük",                                                             /* tr */
+    NULL
+};
+
+/* Customs refused the goods outright. */
+static const char *const kw_prohibited[] = {
+    "^prohibited", "^forbidden", "^seized", "^confiscat", "verboten", "beschlagnahm", "^interdit",
+    "^saisi", "^prohibid", "^proibit", "^vietat", "^verboden", "^zakazan", "^förbjud", "禁止",
+    NULL
+};
+
+/* Customs let the goods go. */
+static const char *const kw_released[] = {
+    "^released", "^cleared$", "clearance complete", "clearance process complete",
+    "processing complete", "formalities complete", "^freigegeben", "^verzollt",
+    "^abgeschlossen", "^dédouané", "^libéré", "^mainlevée", "^terminé", "^liberad",
+    "^despachad", "^finalizad", "^sdoganat", "^svincolat", "^completat", "^vrijgegeven",
+    "^ingeklaard", "^afgerond", "^desembaraçad", "^concluíd", "^zwolnion", "^zakończon",
+    "^förtullad", "^klarerad", "^tullklarerad", "通関済", "通関完了", "輸入許可", "放行",
+    "清关完成", "已清关", "통관완료", "통관 완료",
+    NULL
+};
+
+/* Customs waits for papers. */
+static const char *const kw_documents[] = {
+    "^document", "^dokument", "paperwork", "information required", "information needed",
+    "^invoice", "^rechnung", "^unterlagen", "^facture", "^justificatif", "^factura", "^fattura",
+    "^factuur", "^fatura", "^faktur", "書類", "文件", "资料", "서류",
+    NULL
+};
+
+/* Customs waits for money. */
+static const char *const kw_duties[] = {
+    "^duties", "^duty$", "import charges", "^taxes", "^tax$", "^payment", "^pay$", "^vat$",
+    "abgaben", "zahlung", "steuer", "gebühr", "^droits", "^taxe", "^paiement", "^payer",
+    "^tva$", "^impuesto", "^arancel", "^pago", "^pagar", "^iva$", "^dazi", "^dazio", "^tasse",
+    "^pagamento", "^pagare", "^rechten", "^betaling", "^betalen", "^btw$", "^heffing",
+    "^imposto", "^taxa", "^tributo", "^opłat", "^należnoś", "^podat", "^zapłat", "^avgift",
+    "^moms$", "^betala", "関税", "税金", "支払", "关税", "税费", "支付", "관세", "세금", "납부",
+    NULL
+};
+
+/* Customs opened the parcel or wants to. */
+static const char *const kw_inspection[] = {
+    "^inspect", "^examination", "x-ray", "kontroll", "beschau", "prüfung", "^contrôle",
+    "^controle", "^inspecci", "^ispezion", "^controllo", "^inspectie", "^inspeç", "^inspeca",
+    "^fiscaliza", "^kontrol", "検査", "查验", "检查", "검사",
+    NULL
+};
+
+/* Something is late. */
+static const char *const kw_delay[] = {
+    "^delay", "verzöger", "verspät", "^retard", "^retras", "^ritard", "^vertraag",
+    "^vertraging", "^atras", "^opóźni", "^försen", "遅延", "延误", "지연",
+    NULL
+};
+
+/* Held, reason not stated. */
+static const char *const kw_hold[] = {
+    "^hold$", "^held$", "angehalten", "zurückgehalten", "^retenu", "^bloqué", "^retenid",
+    "^bloquead", "^trattenut", "^bloccat", "^vastgehouden", "^geblokkeerd", "^retid",
+    "^zatrzyman", "^kvarhåll", "留置", "扣留", "보류",
+    NULL
+};
+
+/* On its way back to the shipper. */
+static const char *const kw_return[] = {
+    "^return", "back to sender", "back to shipper", "^retour", "rücksend", "zurück an",
+    "^devol", "^retorn", "^restituit", "^reso$", "^zwrot", "^retur", "返送", "退回", "반송",
+    NULL
+};
+
+/* Recipient refused the parcel. */
+static const char *const kw_refused[] = {
+    "^refused", "verweigert", "^refusé", "^rechaz", "^rifiutat", "^geweigerd", "^recusad",
+    "^odmow", "^vägr", "拒否", "拒收",
+    NULL
+};
+
+/* Parcel damaged. */
+static const char *const kw_damaged[] = {
+    "^damage", "beschädig", "^endommag", "^dañad", "^danneggiat", "^beschadigd", "^danificad",
+    "^uszkodz", "^skadad", "破損", "破损",
+    NULL
+};
+
+/* Parcel lost. */
+static const char *const kw_lost[] = {
+    "^lost$", "^verloren", "^verschollen", "^perdu", "^perdid", "^smarrit", "^zoekgeraakt",
+    "^extraviad", "^zaginion", "^försvunn", "紛失", "丢失",
+    NULL
+};
+
+/* A delivery attempt did not work. */
+static const char *const kw_attempt[] = {
+    "delivery attempt", "attempted delivery", "^attempt", "could not be delivered",
+    "unable to deliver", "not at home", "recipient not present", "recipient not available",
+    "notification card", "notice left", "zustellversuch", "nicht angetroffen",
+    "benachrichtigungskarte", "avis de passage", "^tentative", "intento de entrega",
+    "^tentativo", "^bezorgpoging", "niet thuis", "^tentativa", "próba doręczenia",
+    "^leveransförsök", "不在",
+    NULL
+};
+
+/* The recipient was not there (refines an attempt). */
+static const char *const kw_unavailable[] = {
+    "not at home", "not present", "not available", "^unavailable", "^absent", "nicht angetroffen",
+    "^ausente", "^assente", "niet thuis", "^nieobecn", "不在",
+    NULL
+};
+
+/* The address is wrong or incomplete. */
+static const char *const kw_address[] = {
+    "^address", "^adres", "^direcci", "^indirizz", "^endere", "^adress", "住所", "地址", "주소",
+    NULL
+};
+
+/* On the vehicle for the last mile. */
+static const char *const kw_out_for_delivery[] = {
+    "out for delivery", "with delivery courier", "on vehicle for delivery",
+    "loaded onto the delivery vehicle", "in zustellung", "zustellfahrzeug", "zur zustellung",
+    "en cours de livraison", "en reparto", "in consegna", "wordt bezorgd", "saiu para entrega",
+    "em rota de entrega", "w doręczeniu", "ute för leverans", "utkörning", "配達中", "派送中",
+    NULL
+};
+
+/* Waiting for the recipient at a shop, locker or counter. */
+static const char *const kw_pickup_point[] = {
+    "pickup point", "pick-up point", "pick up point", "parcel shop", "parcelshop", "packstation",
+    "service point", "servicepoint", "parcel locker", "ready for pickup", "ready for pick up",
+    "ready for pick-up", "ready for collection", "available for pickup",
+    "available for collection", "awaiting collection", "awaiting pickup", "zur abholung",
+    "abholbereit", "point relais", "à retirer", "disponible au retrait", "punto de recogida",
+    "listo para recoger", "disponible para recoger", "punto di ritiro", "pronto per il ritiro",
+    "disponibile per il ritiro", "afhaalpunt", "pakketpunt", "klaar om op te halen",
+    "ponto de retirada", "disponível para retirada", "pronto para retirada", "punkt odbioru",
+    "paczkomat", "do odbioru", "utlämningsställe", "^ombud", "redo att hämtas", "受取可能",
+    "待取件", "自提",
+    NULL
+};
+
+/* The recipient collected it (delivered, even at a pickup point). */
+static const char *const kw_collected[] = {
+    "picked up by", "collected by", "abgeholt", "retiré par", "recogido por", "ritirato da",
+    "opgehaald door", "retirado por", "odebran", "hämtad av",
+    NULL
+};
+
+/* Left the origin country. */
+static const char *const kw_departed_origin[] = {
+    "left the origin country", "left the country of origin", "departed the origin country",
+    "departed origin country", "transported to the destination country", "^export",
+    "^ausfuhr", "^exportation", "^exportación", "^esportazione", "^eksport", "^exportad",
+    NULL
+};
+
+/* Reached the destination country. */
+static const char *const kw_arrived_destination[] = {
+    "destination country", "^zielland", "pays de destination", "país de destino",
+    "paese di destinazione", "land van bestemming", "kraju przeznaczenia", "^destinationsland",
+    "目的国", "目的地国",
+    NULL
+};
+
+/* Picked up from the shipper. */
+static const char *const kw_picked_up[] = {
+    "^picked up", "posted by the sender", "handed over by the sender", "abgeholt", "eingeliefert",
+    "pris en charge", "^recogid", "^ritirat", "^opgehaald", "^coletad", "^upphämtad", "集荷",
+    "揽收", "已揽件",
+    NULL
+};
+
+/* Left a facility. */
+static const char *const kw_departed[] = {
+    "^departed", "^departure", "has left", "^verlassen", "quitté", "^départ", "^salid",
+    "^partit", "^vertrokken", "^saiu$", "opuściła", "^lämnat", "発送", "已发出", "离开",
+    NULL
+};
+
+/* Reached a facility. */
+static const char *const kw_arrived[] = {
+    "^arrived", "^arrival", "received at", "eingetroffen", "angekommen", "^ankunft", "^arrivé",
+    "^llegad", "^llegó", "^arrivat", "^aangekomen", "^chegou", "^chegad", "^dotarł", "^anlänt",
+    "到着", "到达",
+    NULL
+};
+
+/* Weather. */
+static const char *const kw_weather[] = {
+    "^weather", "^storm", "unwetter", "wetter", "^météo", "^intempérie", "^maltempo",
+    "^meteorolog", "^pogod", "^väder", "悪天候", "天气",
+    NULL
+};
+
+/* Left with a neighbour. */
+static const char *const kw_neighbour[] = {
+    "^neighbour", "^neighbor", "nachbar", "^voisin", "^vecin", "^vicin", "^buren$", "^buurman",
+    "^buurvrouw", "^vizinh", "^sąsiad", "^granne", "隣", "邻居",
+    NULL
+};
+
+/* Left in the mailbox. */
+static const char *const kw_mailbox[] = {
+    "mailbox", "letterbox", "letter box", "mail box", "briefkasten", "boîte aux lettres",
+    "boite aux lettres", "^buzón", "cassetta postale", "brievenbus", "caixa de correio",
+    "^skrzynk", "brevlåda", "postlåda", "郵便受け", "信箱",
+    NULL
+};
+
+/* Someone signed for it. */
+static const char *const kw_signed[] = {
+    "^signed", "^signature", "unterschr", "^signé", "^firmad", "^firmat", "^getekend",
+    "handtekening", "^assinad", "^assinatura", "^podpis", "^signerad", "署名", "签收",
+    NULL
+};
+
+/* One step of a classification: words that trigger it and what they mean. */
+struct text_rule {
+    const char *const *words;     /* trigger keywords */
+    enum st_status status;        /* status implied */
+    enum st_substatus sub;        /* substatus implied */
+};
+
+/* Customs classification, first match wins; no match means processing. */
+static const struct text_rule customs_rules[] = {
+    { kw_prohibited, ST_STATUS_HELD, ST_SUB_CUSTOMS_PROHIBITED },
+    { kw_released, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED },
+    { kw_documents, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED },
+    { kw_duties, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE },
+    { kw_inspection, ST_STATUS_HELD, ST_SUB_CUSTOMS_INSPECTION },
+    { kw_delay, ST_STATUS_HELD, ST_SUB_CUSTOMS_DELAY },
+    { kw_hold, ST_STATUS_HELD, ST_SUB_CUSTOMS_DELAY },
+};
+
+/* statusCode "transit", after returns and customs; no match means plain transit. */
+static const struct text_rule transit_rules[] = {
+    { kw_refused, ST_STATUS_EXCEPTION, ST_SUB_REFUSED },
+    { kw_damaged, ST_STATUS_EXCEPTION, ST_SUB_DAMAGED },
+    { kw_lost, ST_STATUS_EXCEPTION, ST_SUB_LOST },
+    { kw_attempt, ST_STATUS_ATTEMPT_FAILED, ST_SUB_NONE },
+    { kw_out_for_delivery, ST_STATUS_OUT_FOR_DELIVERY, ST_SUB_OUT_FOR_DELIVERY },
+    { kw_pickup_point, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT },
+    { kw_departed_origin, ST_STATUS_IN_TRANSIT, ST_SUB_DEPARTED_ORIGIN_COUNTRY },
+    { kw_arrived_destination, ST_STATUS_IN_TRANSIT, ST_SUB_ARRIVED_DESTINATION_COUNTRY },
+    { kw_picked_up, ST_STATUS_IN_TRANSIT, ST_SUB_PICKED_UP },
+    { kw_departed, ST_STATUS_IN_TRANSIT, ST_SUB_DEPARTED_FACILITY },
+    { kw_arrived, ST_STATUS_IN_TRANSIT, ST_SUB_ARRIVED_FACILITY },
+    { kw_weather, ST_STATUS_IN_TRANSIT, ST_SUB_WEATHER_DELAY },
+    { kw_delay, ST_STATUS_IN_TRANSIT, ST_SUB_CARRIER_DELAY },
+};
+
+/* statusCode "failure", after returns and customs; no match means a bare exception. */
+static const struct text_rule failure_rules[] = {
+    { kw_refused, ST_STATUS_EXCEPTION, ST_SUB_REFUSED },
+    { kw_damaged, ST_STATUS_EXCEPTION, ST_SUB_DAMAGED },
+    { kw_lost, ST_STATUS_EXCEPTION, ST_SUB_LOST },
+    { kw_attempt, ST_STATUS_ATTEMPT_FAILED, ST_SUB_NONE },
+    { kw_address, ST_STATUS_EXCEPTION, ST_SUB_ADDRESS_ISSUE },
+    { kw_weather, ST_STATUS_EXCEPTION, ST_SUB_WEATHER_DELAY },
+    { kw_delay, ST_STATUS_EXCEPTION, ST_SUB_CARRIER_DELAY },
+};
+
+/* statusCode "delivered"; no match means plain delivered. */
+static const struct text_rule delivered_rules[] = {
+    { kw_return, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER },
+    { kw_collected, ST_STATUS_DELIVERED, ST_SUB_DELIVERED },
+    { kw_pickup_point, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT },
+    { kw_neighbour, ST_STATUS_DELIVERED, ST_SUB_DELIVERED_TO_NEIGHBOUR },
+    { kw_mailbox, ST_STATUS_DELIVERED, ST_SUB_DELIVERED_TO_MAILBOX },
+    { kw_signed, ST_STATUS_DELIVERED, ST_SUB_SIGNED },
+};
+
+#define NRULES(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------------------------ */
+/* Text folding and keyword matching. */
+
+/* Lower-case one code point: ASCII, Latin-1, Latin Extended-A, basic Greek
+ * and Cyrillic. Scripts without case pass through unchanged. */
+static uint32_t fold_cp(uint32_t c)
 {
-    const char *base = ctx->base_url ? ctx->base_url : "https://api-eu.dhl.com";
-    int w;
-
-    if (ctx->api_key == NULL || ctx->api_key[0] == '\0')
-        return st_fail(err, errlen, ST_CONFIG, "dhl: no API key configured");
-    if (n != 1)
-        return st_fail(err, errlen, ST_PERMANENT, "dhl: one number per request, got %zu", n);
-    req->method = CARRIER_GET;
-    w = snprintf(req->url, sizeof(req->url), "%s/track/shipments?trackingNumber=%s", base,
-                 numbers[0]);
-    if (w < 0 || (size_t)w >= sizeof(req->url))
-        return st_fail(err, errlen, ST_PERMANENT, "dhl: URL too long");
-    if (carrier_request_header(req, "DHL-API-Key", ctx->api_key, err, errlen) != ST_OK)
-        return ST_CONFIG;
-    return carrier_request_header(req, "Accept", "application/json", err, errlen);
+    if (c >= 'A' && c <= 'Z')
+        return c + 32;
+    if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
+        return c + 32;
+    if (c == 0x130)
+        return 'i';
+    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177))
+        return c | 1;
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E))
+        return (c & 1) ? c + 1 : c;
+    if (c == 0x178)
+        return 0xFF;
+    if (c >= 0x391 && c <= 0x3AB && c != 0x3A2)
+        return c + 32;
+    if (c >= 0x410 && c <= 0x42F)
+        return c + 32;
+    if (c >= 0x400 && c <= 0x40F)
+        return c + 80;
+    return c;
 }
 
-/* Not written yet: every response is refused. */
+/* Decode one UTF-8 sequence at s (NUL-terminated); *len gets its length.
+ * Returns false for an invalid or truncated sequence (*len = 1 then). */
+static bool utf8_decode(const unsigned char *s, uint32_t *cp, size_t *len)
+{
+    uint32_t c = s[0];
+    size_t n, i;
+
+    *len = 1;
+    if (c < 0x80) {
+        *cp = c;
+        return true;
+    }
+    if ((c & 0xE0) == 0xC0) { n = 2; c &= 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 3; c &= 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 4; c &= 0x07; }
+    else return false;
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return false;
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    *cp = c;
+    *len = n;
+    return true;
+}
+
+/* Encode cp into out (room for 4 bytes); returns the length. */
+static size_t utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Append the folded form of src to dst[cap] at *o; stops when full.
+ * Invalid bytes become spaces. */
+static void fold_append(char *dst, size_t cap, size_t *o, const char *src)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    char enc[4];
+
+    while (*s != '\0') {
+        uint32_t cp = ' ';
+        size_t len, k;
+
+        if (!utf8_decode(s, &cp, &len))
+            cp = ' ';
+        k = utf8_encode(fold_cp(cp), enc);
+        if (*o + k >= cap)
+            break;
+        memcpy(dst + *o, enc, k);
+        *o += k;
+        s += len;
+    }
+    dst[*o] = '\0';
+}
+
+/* True for bytes that belong to a word: ASCII letters and digits, and any
+ * byte of a multi-byte character (accented letters, other scripts). */
+static bool word_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c >= 0x80;
+}
+
+/* Does the folded text contain keyword kw (with its ^/$ boundary marks)? */
+static bool text_has_word(const char *text, const char *kw)
+{
+    bool start = kw[0] == '^';
+    char word[64];
+    size_t n;
+    const char *p;
+
+    if (start)
+        kw++;
+    n = strlen(kw);
+    if (n == 0 || n >= sizeof(word))
+        return false;
+    memcpy(word, kw, n + 1);
+    bool end = word[n - 1] == '$';
+    if (end)
+        word[--n] = '\0';
+    for (p = strstr(text, word); p != NULL; p = strstr(p + 1, word)) {
+        if (start && p > text && word_byte((unsigned char)p[-1]))
+            continue;
+        if (end && word_byte((unsigned char)p[n]))
+            continue;
+        return true;
+    }
+    return false;
+}
+
+/* Does the folded text contain any keyword of the NULL-terminated list? */
+static bool text_has(const char *text, const char *const *words)
+{
+    for (size_t i = 0; words[i] != NULL; i++)
+        if (text_has_word(text, words[i]))
+            return true;
+    return false;
+}
+
+/* Apply the first rule of rules[0..n) whose words occur in text. */
+static bool apply_rules(const char *text, const struct text_rule *rules, size_t n,
+                        struct track_event *ev)
+{
+    for (size_t i = 0; i < n; i++)
+        if (text_has(text, rules[i].words)) {
+            ev->status = rules[i].status;
+            ev->substatus = rules[i].sub;
+            return true;
+        }
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Normalization of one event. */
+
+/* The statusCode values DHL documents. */
+enum dhl_code { DHL_PRE_TRANSIT, DHL_TRANSIT, DHL_DELIVERED, DHL_FAILURE, DHL_UNKNOWN };
+
+/* Map a statusCode string (NULL when absent) to enum dhl_code. */
+static enum dhl_code dhl_code_of(const char *s)
+{
+    if (s == NULL)
+        return DHL_UNKNOWN;
+    if (strcmp(s, "pre-transit") == 0)
+        return DHL_PRE_TRANSIT;
+    if (strcmp(s, "transit") == 0)
+        return DHL_TRANSIT;
+    if (strcmp(s, "delivered") == 0)
+        return DHL_DELIVERED;
+    if (strcmp(s, "failure") == 0)
+        return DHL_FAILURE;
+    return DHL_UNKNOWN; /* "unknown" and values DHL may add later */
+}
+
+/* Classify a customs event already known to be one (text has customs words). */
+static void classify_customs(const char *text, struct track_event *ev)
+{
+    ev->customs = true;
+    if (!apply_rules(text, customs_rules, NRULES(customs_rules), ev)) {
+        ev->status = ST_STATUS_IN_TRANSIT;
+        ev->substatus = ST_SUB_CUSTOMS_PROCESSING;
+    }
+}
+
+/* Refine an attempt_failed event's substatus from its text. */
+static void refine_attempt(const char *text, struct track_event *ev)
+{
+    if (ev->status != ST_STATUS_ATTEMPT_FAILED)
+        return;
+    if (text_has(text, kw_unavailable))
+        ev->substatus = ST_SUB_RECIPIENT_UNAVAILABLE;
+    else if (text_has(text, kw_address))
+        ev->substatus = ST_SUB_ADDRESS_ISSUE;
+}
+
+/* Set ev->status/substatus/affects_status/customs from DHL's statusCode and
+ * the folded free text. */
+static void normalize_event(enum dhl_code code, const char *text, struct track_event *ev)
+{
+    bool customs = text_has(text, kw_customs);
+
+    ev->affects_status = true;
+    ev->customs = false;
+    switch (code) {
+    case DHL_PRE_TRANSIT:
+        ev->status = ST_STATUS_INFO_RECEIVED;
+        ev->substatus = ST_SUB_LABEL_CREATED;
+        return;
+    case DHL_DELIVERED:
+        if (!apply_rules(text, delivered_rules, NRULES(delivered_rules), ev)) {
+            ev->status = ST_STATUS_DELIVERED;
+            ev->substatus = ST_SUB_DELIVERED;
+        }
+        return;
+    case DHL_TRANSIT:
+    case DHL_FAILURE:
+        if (text_has(text, kw_return)) {
+            ev->status = ST_STATUS_RETURNING;
+            ev->substatus = ST_SUB_RETURN_TO_SENDER;
+            ev->customs = customs;
+            return;
+        }
+        if (customs) {
+            classify_customs(text, ev);
+            return;
+        }
+        if (code == DHL_TRANSIT) {
+            if (!apply_rules(text, transit_rules, NRULES(transit_rules), ev)) {
+                ev->status = ST_STATUS_IN_TRANSIT;
+                ev->substatus = ST_SUB_IN_TRANSIT;
+            }
+        } else if (!apply_rules(text, failure_rules, NRULES(failure_rules), ev)) {
+            ev->status = ST_STATUS_EXCEPTION;
+            ev->substatus = ST_SUB_NONE;
+        }
+        refine_attempt(text, ev);
+        return;
+    case DHL_UNKNOWN:
+        break;
+    }
+    if (customs) {
+        classify_customs(text, ev);
+        return;
+    }
+    /* Stored and counted, never drives the shipment's status. */
+    ev->status = ST_STATUS_PENDING;
+    ev->substatus = ST_SUB_UNMAPPED;
+    ev->affects_status = false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* JSON access with messages that say where. */
+
+/* Fetch optional string member key of obj into *out (NULL when absent or
+ * null). Fails when the member has another type. */
+static enum st_err opt_string(json_t *obj, const char *key, const char *where, const char **out,
+                              char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return ST_OK;
+    if (!json_is_string(v))
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: %s.%s: expected a string", where, key);
+    *out = json_string_value(v);
+    return ST_OK;
+}
+
+/* Fetch optional object member key of obj into *out (NULL when absent or null). */
+static enum st_err opt_object(json_t *obj, const char *key, const char *where, json_t **out,
+                              char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return ST_OK;
+    if (!json_is_object(v))
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: %s.%s: expected an object", where, key);
+    *out = v;
+    return ST_OK;
+}
+
+/* Copy s into q[cap] for quoting in a message: capped and control-free. */
+static const char *quote(char *q, size_t cap, const char *s)
+{
+    carrier_copy_text(q, cap, s);
+    return q;
+}
+
+/* address{countryCode,postalCode,addressLocality} of a location, each
+ * optional; *cc gets a valid upper-case ISO code or NULL. */
+struct dhl_address {
+    const char *locality;          /* addressLocality */
+    const char *postal;            /* postalCode */
+    char cc[3];                    /* countryCode when it is a valid ISO code, else "" */
+};
+
+/* Read a place's address (obj holds "address"); absent parts stay empty. */
+static enum st_err read_address(json_t *place, const char *where, struct dhl_address *a,
+                                char *err, size_t errlen)
+{
+    char at[96];
+    json_t *addr;
+    const char *cc;
+    enum st_err rc;
+
+    memset(a, 0, sizeof(*a));
+    if (place == NULL)
+        return ST_OK;
+    if ((rc = opt_object(place, "address", where, &addr, err, errlen)) != ST_OK || addr == NULL)
+        return rc;
+    snprintf(at, sizeof(at), "%s.address", where);
+    if ((rc = opt_string(addr, "addressLocality", at, &a->locality, err, errlen)) != ST_OK ||
+        (rc = opt_string(addr, "postalCode", at, &a->postal, err, errlen)) != ST_OK ||
+        (rc = opt_string(addr, "countryCode", at, &cc, err, errlen)) != ST_OK)
+        return rc;
+    if (cc != NULL && strlen(cc) == 2) {
+        a->cc[0] = (char)(cc[0] >= 'a' && cc[0] <= 'z' ? cc[0] - 32 : cc[0]);
+        a->cc[1] = (char)(cc[1] >= 'a' && cc[1] <= 'z' ? cc[1] - 32 : cc[1]);
+        a->cc[2] = '\0';
+        if (!geo_country_valid(a->cc))
+            a->cc[0] = '\0'; /* not a country we know: keep none rather than guess */
+    }
+    return ST_OK;
+}
+
+/* Turn events[i] into a track_event appended to res. */
+static enum st_err parse_event(json_t *jev, size_t i, struct track_result *res, char *err,
+                               size_t errlen)
+{
+    char where[32], q[96], fold[DHL_FOLD_MAX];
+    const char *ts, *code, *status, *detailed, *desc, *remark;
+    json_t *loc;
+    struct dhl_address addr;
+    struct track_event *ev;
+    size_t o = 0;
+    enum st_err rc;
+
+    snprintf(where, sizeof(where), "events[%zu]", i);
+    if (!json_is_object(jev))
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: %s: expected an object", where);
+    if ((rc = opt_string(jev, "timestamp", where, &ts, err, errlen)) != ST_OK ||
+        (rc = opt_string(jev, "statusCode", where, &code, err, errlen)) != ST_OK ||
+        (rc = opt_string(jev, "status", where, &status, err, errlen)) != ST_OK ||
+        (rc = opt_string(jev, "statusDetailed", where, &detailed, err, errlen)) != ST_OK ||
+        (rc = opt_string(jev, "description", where, &desc, err, errlen)) != ST_OK ||
+        (rc = opt_string(jev, "remark", where, &remark, err, errlen)) != ST_OK ||
+        (rc = opt_object(jev, "location", where, &loc, err, errlen)) != ST_OK)
+        return rc;
+    if (ts == NULL)
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: %s.timestamp: missing", where);
+    snprintf(where, sizeof(where), "events[%zu].location", i);
+    if ((rc = read_address(loc, where, &addr, err, errlen)) != ST_OK)
+        return rc;
+
+    if (res->n_events >= CARRIER_MAX_EVENTS)
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: more than %d events",
+                       CARRIER_MAX_EVENTS);
+    if ((ev = track_result_add(res)) == NULL)
+        return st_fail(err, errlen, ST_RETRY, "dhl: out of memory for events[%zu]", i);
+    if (!carrier_parse_time(ts, addr.cc[0] ? addr.cc : NULL, NULL, ev))
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: events[%zu].timestamp: not an ISO 8601 "
+                       "time: \"%s\"", i, quote(q, sizeof(q), ts));
+
+    /* Raw words: description (or status), plus remark when it adds something. */
+    if (desc == NULL || desc[0] == '\0')
+        desc = status;
+    if (desc != NULL && remark != NULL && remark[0] != '\0' && strcmp(remark, desc) != 0) {
+        char joined[EV_DESC_MAX * 2];
+
+        snprintf(joined, sizeof(joined), "%s \xE2\x80\x94 %s", desc, remark);
+        carrier_copy_text(ev->description, sizeof(ev->description), joined);
+    } else
+        carrier_copy_text(ev->description, sizeof(ev->description), desc ? desc : remark);
+    carrier_copy_text(ev->code, sizeof(ev->code),
+                      detailed != NULL && detailed[0] != '\0' ? detailed : code);
+    carrier_copy_text(ev->city, sizeof(ev->city), addr.locality);
+    carrier_copy_text(ev->postal_code, sizeof(ev->postal_code), addr.postal);
+    memcpy(ev->country, addr.cc, sizeof(ev->country));
+
+    fold[0] = '\0';
+    if (status != NULL)
+        fold_append(fold, sizeof(fold), &o, status);
+    fold_append(fold, sizeof(fold), &o, " | ");
+    if (desc != NULL)
+        fold_append(fold, sizeof(fold), &o, desc);
+    fold_append(fold, sizeof(fold), &o, " | ");
+    if (remark != NULL)
+        fold_append(fold, sizeof(fold), &o, remark);
+    normalize_event(dhl_code_of(code), fold, ev);
+    return ST_OK;
+}
+
+/* Accept "YYYY-MM-DD..." and copy the date part into out[11]. */
+static bool date_part(const char *s, char out[11])
+{
+    int y, m, d;
+
+    if (strlen(s) < 10)
+        return false;
+    for (int i = 0; i < 10; i++) {
+        bool dash = i == 4 || i == 7;
+        if (dash ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
+            return false;
+    }
+    if (s[10] != '\0' && s[10] != 'T' && s[10] != ' ')
+        return false;
+    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    m = (s[5] - '0') * 10 + (s[6] - '0');
+    d = (s[8] - '0') * 10 + (s[9] - '0');
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
+        return false;
+    memcpy(out, s, 10);
+    out[10] = '\0';
+    return true;
+}
+
+/* Fill res from the chosen shipment object. */
+static enum st_err parse_shipment(json_t *shp, size_t idx, struct track_result *res, char *err,
+                                  size_t errlen)
+{
+    char where[80], q[64];
+    const char *edd;
+    json_t *events, *frame;
+    enum st_err rc;
+
+    snprintf(where, sizeof(where), "shipments[%zu]", idx);
+    res->outcome = TRACK_FOUND;
+    res->err = ST_OK;
+    if ((rc = opt_string(shp, "estimatedTimeOfDelivery", where, &edd, err, errlen)) != ST_OK)
+        return rc;
+    if (edd == NULL) { /* fall back to the end of the announced window */
+        if ((rc = opt_object(shp, "estimatedDeliveryTimeFrame", where, &frame, err, errlen)) !=
+            ST_OK)
+            return rc;
+        if (frame != NULL) {
+            snprintf(where, sizeof(where), "shipments[%zu].estimatedDeliveryTimeFrame", idx);
+            if ((rc = opt_string(frame, "estimatedThrough", where, &edd, err, errlen)) != ST_OK)
+                return rc;
+        }
+    }
+    if (edd != NULL && !date_part(edd, res->estimated_delivery))
+        return st_fail(err, errlen, ST_PERMANENT,
+                       "dhl: shipments[%zu]: estimated delivery is not a date: \"%s\"", idx,
+                       quote(q, sizeof(q), edd));
+
+    events = json_object_get(shp, "events");
+    if (events == NULL || json_is_null(events))
+        return ST_OK; /* known, nothing scanned yet */
+    if (!json_is_array(events))
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: shipments[%zu].events: expected an array",
+                       idx);
+    for (size_t i = 0; i < json_array_size(events); i++)
+        if ((rc = parse_event(json_array_get(events, i), i, res, err, errlen)) != ST_OK)
+            return rc;
+    track_result_sort_dedupe(res);
+    return ST_OK;
+}
+
+/* Parse a 200 body: find the shipment for `number` and fill res. */
+static enum st_err parse_found(json_t *root, const char *number, struct track_result *res,
+                               char *err, size_t errlen)
+{
+    json_t *shipments = json_object_get(root, "shipments");
+    size_t pick = 0;
+
+    if (shipments == NULL)
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: shipments: missing");
+    if (!json_is_array(shipments))
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: shipments: expected an array");
+    if (json_array_size(shipments) == 0) {
+        res->outcome = TRACK_NOT_FOUND;
+        return ST_OK;
+    }
+    for (size_t i = 0; i < json_array_size(shipments); i++) {
+        json_t *s = json_array_get(shipments, i), *id;
+
+        if (!json_is_object(s))
+            return st_fail(err, errlen, ST_PERMANENT, "dhl: shipments[%zu]: expected an object",
+                           i);
+        id = json_object_get(s, "id");
+        if (id != NULL && !json_is_string(id))
+            return st_fail(err, errlen, ST_PERMANENT, "dhl: shipments[%zu].id: expected a string",
+                           i);
+        if (id != NULL && strcmp(json_string_value(id), number) == 0) {
+            pick = i;
+            break;
+        }
+    }
+    return parse_shipment(json_array_get(shipments, pick), pick, res, err, errlen);
+}
+
+/* Pull "detail" (else "title") out of a problem+json body into out[cap];
+ * "" when the body is not one. Returns true when the body is a JSON object. */
+static bool problem_detail(const char *body, size_t len, char *out, size_t cap)
+{
+    json_error_t jerr;
+    json_t *root, *d;
+    bool is_obj;
+
+    out[0] = '\0';
+    if (body == NULL || len == 0)
+        return false;
+    root = json_loadb(body, len, 0, &jerr);
+    if (root == NULL)
+        return false;
+    is_obj = json_is_object(root);
+    if (is_obj) {
+        d = json_object_get(root, "detail");
+        if (!json_is_string(d))
+            d = json_object_get(root, "title");
+        if (json_is_string(d))
+            carrier_copy_text(out, cap, json_string_value(d));
+    }
+    json_decref(root);
+    return is_obj;
+}
+
+/* Mark every result with the same failure. */
+static void fail_all(struct track_result *results, size_t n, enum st_err kind, const char *msg)
+{
+    for (size_t i = 0; i < n; i++) {
+        track_result_reset(&results[i]);
+        track_result_fail(&results[i], kind, "%s", msg);
+    }
+}
+
+/* Handle every non-200 answer; returns the kind to report. */
+static enum st_err parse_status(long http_status, const char *body, size_t len,
+                                struct track_result *results, size_t n, char *err, size_t errlen)
+{
+    char detail[DHL_DETAIL_MAX];
+    bool problem = problem_detail(body, len, detail, sizeof(detail));
+    const char *sep = detail[0] ? ": " : "";
+    enum st_err kind;
+
+    if (http_status == 404 && problem) {
+        for (size_t i = 0; i < n; i++) {
+            track_result_reset(&results[i]);
+            results[i].outcome = TRACK_NOT_FOUND;
+        }
+        return ST_OK;
+    }
+    if (http_status == 401 || http_status == 403)
+        kind = st_fail(err, errlen, ST_CONFIG, "dhl: DHL rejected the API key (HTTP %ld%s%s)",
+                       http_status, sep, detail);
+    else if (http_status == 429)
+        kind = st_fail(err, errlen, ST_RETRY, "dhl: rate limited (HTTP 429%s%s)", sep, detail);
+    else if (http_status >= 500 && http_status <= 599)
+        kind = st_fail(err, errlen, ST_RETRY, "dhl: server error (HTTP %ld%s%s)", http_status,
+                       sep, detail);
+    else if (http_status == 404)
+        kind = st_fail(err, errlen, ST_PERMANENT,
+                       "dhl: HTTP 404 without a problem+json body (wrong base URL?)");
+    else
+        kind = st_fail(err, errlen, ST_PERMANENT, "dhl: unexpected HTTP status %ld%s%s",
+                       http_status, sep, detail);
+    fail_all(results, n, kind, err);
+    return kind;
+}
+
+/* carrier_ops.parse_response for DHL. results[0] must be zeroed or reset. */
 static enum st_err dhl_parse_response(const struct carrier_ctx *ctx, long http_status,
                                       const char *body, size_t len, const char *const *numbers,
                                       size_t n, struct track_result *results, char *err,
                                       size_t errlen)
 {
-    (void)ctx; (void)body; (void)len; (void)numbers; (void)n; (void)results;
-    return st_fail(err, errlen, ST_PERMANENT, "dhl: parser not written yet (HTTP %ld)",
-                   http_status);
+    json_error_t jerr;
+    json_t *root;
+    enum st_err rc;
+    char local[256];
+
+    (void)ctx;
+    if (err == NULL || errlen == 0) { /* keep a message for the results anyway */
+        err = local;
+        errlen = sizeof(local);
+    }
+    if (n != 1)
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: one number per response, got %zu", n);
+    if (len > DHL_BODY_MAX) {
+        rc = st_fail(err, errlen, ST_PERMANENT, "dhl: body of %zu bytes exceeds the %u byte cap",
+                     len, DHL_BODY_MAX);
+        fail_all(results, n, rc, err);
+        return rc;
+    }
+    if (http_status != 200)
+        return parse_status(http_status, body, len, results, n, err, errlen);
+    if (body == NULL || len == 0) {
+        rc = st_fail(err, errlen, ST_PERMANENT, "dhl: HTTP 200 with an empty body");
+        fail_all(results, n, rc, err);
+        return rc;
+    }
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        rc = st_fail(err, errlen, ST_PERMANENT, "dhl: body is not JSON (line %d, column %d: %s)",
+                     jerr.line, jerr.column, jerr.text);
+        fail_all(results, n, rc, err);
+        return rc;
+    }
+    if (!json_is_object(root))
+        rc = st_fail(err, errlen, ST_PERMANENT, "dhl: body: expected a JSON object");
+    else {
+        track_result_reset(&results[0]);
+        rc = parse_found(root, numbers[0], &results[0], err, errlen);
+    }
+    json_decref(root);
+    if (rc != ST_OK)
+        fail_all(results, n, rc, err);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request. */
+
+/* Append s percent-encoded (RFC 3986 unreserved kept) to out[cap] at *o.
+ * Returns false when it does not fit. */
+static bool url_encode(char *out, size_t cap, size_t *o, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+        size_t need = plain ? 1 : 3;
+
+        if (*o + need >= cap)
+            return false;
+        if (plain)
+            out[(*o)++] = (char)*p;
+        else {
+            out[(*o)++] = '%';
+            out[(*o)++] = hex[*p >> 4];
+            out[(*o)++] = hex[*p & 0x0F];
+        }
+    }
+    out[*o] = '\0';
+    return true;
+}
+
+/* Append literal s to out[cap] at *o; false when it does not fit. */
+static bool url_append(char *out, size_t cap, size_t *o, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (*o + n >= cap)
+        return false;
+    memcpy(out + *o, s, n + 1);
+    *o += n;
+    return true;
+}
+
+/* True when a tracking number only holds [A-Za-z0-9-] and is not too long. */
+static bool number_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > DHL_NUMBER_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* carrier_ops.build_request for DHL: GET {base}/track/shipments?trackingNumber=N
+ * [&language=L] with DHL-API-Key and Accept headers. */
+static enum st_err dhl_build_request(const struct carrier_ctx *ctx, const char *const *numbers,
+                                     size_t n, struct carrier_request *req, char *err,
+                                     size_t errlen)
+{
+    const char *base = ctx->base_url && ctx->base_url[0] ? ctx->base_url
+                                                         : "https://api-eu.dhl.com";
+    size_t blen = strlen(base), o = 0;
+    char q[80];
+
+    if (ctx->api_key == NULL || ctx->api_key[0] == '\0')
+        return st_fail(err, errlen, ST_CONFIG, "dhl: no API key configured (DHL-API-Key)");
+    for (const char *k = ctx->api_key; *k != '\0'; k++)
+        if ((unsigned char)*k < 0x20 || *k == 0x7f)
+            return st_fail(err, errlen, ST_CONFIG, "dhl: API key holds control characters");
+    if (n != 1)
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: one number per request, got %zu", n);
+    if (!number_ok(numbers[0]))
+        return st_fail(err, errlen, ST_PERMANENT,
+                       "dhl: tracking number \"%s\": only letters, digits and '-' allowed, "
+                       "at most %d", quote(q, sizeof(q), numbers[0]), DHL_NUMBER_MAX);
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    if (blen + 1 >= sizeof(req->url))
+        return st_fail(err, errlen, ST_CONFIG, "dhl: base URL too long");
+
+    memset(req, 0, sizeof(*req));
+    req->method = CARRIER_GET;
+    memcpy(req->url, base, blen);
+    o = blen;
+    req->url[o] = '\0';
+    if (!url_append(req->url, sizeof(req->url), &o, "/track/shipments?trackingNumber=") ||
+        !url_encode(req->url, sizeof(req->url), &o, numbers[0]) ||
+        (ctx->language != NULL && ctx->language[0] != '\0' &&
+         (!url_append(req->url, sizeof(req->url), &o, "&language=") ||
+          !url_encode(req->url, sizeof(req->url), &o, ctx->language))))
+        return st_fail(err, errlen, ST_PERMANENT, "dhl: request URL longer than %d bytes",
+                       CARRIER_URL_MAX - 1);
+    if (carrier_request_header(req, "DHL-API-Key", ctx->api_key, err, errlen) != ST_OK)
+        return ST_CONFIG;
+    return carrier_request_header(req, "Accept", "application/json", err, errlen);
 }
 
 static const struct carrier_ops dhl_ops = {
