@@ -1,0 +1,200 @@
+/*
+ * main.c - command line of shiptrack-carrier-sim, the carrier API simulator.
+ *
+ *   shiptrack-carrier-sim [--listen ADDR] [--port N] [--speed X] [--seed N]
+ *                         [--dhl-api-key KEY] [--latency-ms N] [--error-rate P]
+ *                         [--rate-429 P] [--malformed-rate P]
+ *   shiptrack-carrier-sim plan [--carrier NAME] [--count N] [--seed N]
+ *
+ * Serving prints exactly one line, "shiptrack-carrier-sim listening on
+ * http://ADDR:PORT", and runs until SIGTERM or SIGINT (exit 0). A bad flag
+ * prints the usage on stderr and exits 2.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+/* Print the usage to f. */
+static void usage(FILE *f)
+{
+    fputs("usage: shiptrack-carrier-sim [options]\n"
+          "       shiptrack-carrier-sim plan [--carrier NAME] [--count N] [--seed N]\n"
+          "\n"
+          "Serves carrier tracking APIs on loopback with deterministic journeys.\n"
+          "\n"
+          "options:\n"
+          "  --listen ADDR        address to bind (default 127.0.0.1)\n"
+          "  --port N             port, 0 = any free port (default 0)\n"
+          "  --speed X            journey seconds per real second, > 0 (default 1)\n"
+          "  --seed N             seed of the fault knobs (default 1)\n"
+          "  --dhl-api-key KEY    accepted DHL-API-Key (default sim-dhl-key)\n"
+          "  --latency-ms N       delay added to every carrier request (default 0)\n"
+          "  --error-rate P       probability of HTTP 500, 0..1 (default 0)\n"
+          "  --rate-429 P         probability of HTTP 429 + Retry-After: 1, 0..1 (default 0)\n"
+          "  --malformed-rate P   probability of a truncated JSON body, 0..1 (default 0)\n"
+          "  --help               this text\n"
+          "\n"
+          "plan prints N JSON lines (default 24), one trackable shipment each:\n"
+          "carrier, tracking_number, scenario, origin, destination, locale, time_zone,\n"
+          "email, phone, order_ref. Carriers: dhl.\n",
+          f);
+}
+
+/* Parse an unsigned integer in [lo, hi]. */
+static bool parse_ulong(const char *s, unsigned long long lo, unsigned long long hi,
+                        unsigned long long *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (s == NULL || *s == '\0' || *s == '-')
+        return false;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Parse a finite double in [lo, hi] (lo exclusive when open). */
+static bool parse_double(const char *s, double lo, double hi, bool open, double *out)
+{
+    char *end;
+    double v;
+
+    if (s == NULL || *s == '\0')
+        return false;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v > hi || v < lo || (open && v == lo))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Split "--name=value" or "--name value"; advances *i past a separate value.
+ * Returns the value or NULL when missing. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n] == '\0' && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+/* True when argv[i] is flag `name`, alone or as name=value. */
+static bool is_flag(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+
+    return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
+}
+
+/* Complain about argv[i] and return exit code 2. */
+static int bad(const char *what, const char *arg)
+{
+    fprintf(stderr, "shiptrack-carrier-sim: %s: %s\n", what, arg);
+    usage(stderr);
+    return 2;
+}
+
+/* `plan` subcommand. */
+static int main_plan(int argc, char **argv)
+{
+    const char *carrier = "dhl";
+    unsigned long long count = 24, seed = 1;
+
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v;
+
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (is_flag(a, "--carrier")) {
+            if ((v = flag_value(argc, argv, &i, "--carrier")) == NULL || *v == '\0')
+                return bad("--carrier needs a name", a);
+            carrier = v;
+        } else if (is_flag(a, "--count")) {
+            if (!parse_ulong(flag_value(argc, argv, &i, "--count"), 1, 100000, &count))
+                return bad("--count must be 1..100000", a);
+        } else if (is_flag(a, "--seed")) {
+            if (!parse_ulong(flag_value(argc, argv, &i, "--seed"), 0, UINT64_MAX, &seed))
+                return bad("--seed must be an unsigned integer", a);
+        } else
+            return bad("unknown option", a);
+    }
+    if (sim_carrier_find(carrier) == NULL)
+        return bad("unknown carrier", carrier);
+    return sim_plan(carrier, (unsigned)count, (uint64_t)seed);
+}
+
+int main(int argc, char **argv)
+{
+    struct sim_options opt = {
+        .listen = "127.0.0.1",
+        .port = 0,
+        .speed = 1.0,
+        .dhl_api_key = "sim-dhl-key",
+        .seed = 1,
+    };
+    unsigned long long u;
+
+    if (argc > 1 && strcmp(argv[1], "plan") == 0)
+        return main_plan(argc, argv);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (is_flag(a, "--listen")) {
+            if ((v = flag_value(argc, argv, &i, "--listen")) == NULL || *v == '\0')
+                return bad("--listen needs an address", a);
+            opt.listen = v;
+        } else if (is_flag(a, "--port")) {
+            if (!parse_ulong(flag_value(argc, argv, &i, "--port"), 0, 65535, &u))
+                return bad("--port must be 0..65535", a);
+            opt.port = (unsigned)u;
+        } else if (is_flag(a, "--speed")) {
+            if (!parse_double(flag_value(argc, argv, &i, "--speed"), 0, 1e9, true, &opt.speed))
+                return bad("--speed must be a number > 0", a);
+        } else if (is_flag(a, "--seed")) {
+            if (!parse_ulong(flag_value(argc, argv, &i, "--seed"), 0, UINT64_MAX, &u))
+                return bad("--seed must be an unsigned integer", a);
+            opt.seed = (uint64_t)u;
+        } else if (is_flag(a, "--dhl-api-key")) {
+            if ((v = flag_value(argc, argv, &i, "--dhl-api-key")) == NULL || *v == '\0')
+                return bad("--dhl-api-key needs a key", a);
+            opt.dhl_api_key = v;
+        } else if (is_flag(a, "--latency-ms")) {
+            if (!parse_ulong(flag_value(argc, argv, &i, "--latency-ms"), 0, 600000, &u))
+                return bad("--latency-ms must be 0..600000", a);
+            opt.latency_ms = (unsigned)u;
+        } else if (is_flag(a, "--error-rate")) {
+            if (!parse_double(flag_value(argc, argv, &i, "--error-rate"), 0, 1, false,
+                              &opt.error_rate))
+                return bad("--error-rate must be 0..1", a);
+        } else if (is_flag(a, "--rate-429")) {
+            if (!parse_double(flag_value(argc, argv, &i, "--rate-429"), 0, 1, false,
+                              &opt.rate_429))
+                return bad("--rate-429 must be 0..1", a);
+        } else if (is_flag(a, "--malformed-rate")) {
+            if (!parse_double(flag_value(argc, argv, &i, "--malformed-rate"), 0, 1, false,
+                              &opt.malformed_rate))
+                return bad("--malformed-rate must be 0..1", a);
+        } else
+            return bad("unknown option", a);
+    }
+    return sim_serve(&opt);
+}
