@@ -1,0 +1,740 @@
+/*
+ * test_sim.c - shiptrack-carrier-sim end to end, over real HTTP on loopback.
+ *
+ * Each test starts the built simulator (--port 0, time compressed 100000x),
+ * talks to it with libcurl and checks: the DHL key check (401), unknown
+ * numbers (404 problem+json, which the driver reads as not found), that every
+ * planned number's body parses with carrier_dhl into exactly the journey's
+ * visible steps (count, order, statuses, customs holds), determinism, the
+ * plan subcommand's coverage and agreement with the journeys, the fault
+ * knobs, and the command line. The simulator is stopped with SIGTERM in the
+ * fixture's teardown, which asserts exit status 0.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "carrier.h"
+#include "geo.h"
+#include "testutil.h"
+
+extern const struct carrier_def carrier_dhl;
+
+#define SIM_KEY       "sim-dhl-key"
+#define BODY_CAP      (8u * 1024u * 1024u)
+#define N_SCENARIOS   9
+
+/* Scenario names the simulator documents (carriers/sim/journey.h). */
+static const char *const scenarios[N_SCENARIOS] = {
+    "domestic_delivered", "customs_delivered", "customs_duties_held", "customs_documents_held",
+    "attempt_then_delivered", "pickup_point", "returned_to_sender", "lost", "unmapped_code",
+};
+
+static struct tu_sim sim;
+
+/* One HTTP answer. */
+struct reply {
+    long status;
+    char *body;                 /* heap, NUL-terminated */
+    size_t len;
+    char retry_after[16];
+    char content_type[64];
+    double seconds;             /* total time */
+};
+
+/* libcurl write callback with a cap. */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct reply *r = ud;
+    size_t n = size * nmemb;
+    char *p;
+
+    if (r->len + n > BODY_CAP)
+        return 0;
+    p = realloc(r->body, r->len + n + 1);
+    if (p == NULL)
+        return 0;
+    memcpy(p + r->len, data, n);
+    r->body = p;
+    r->len += n;
+    p[r->len] = '\0';
+    return n;
+}
+
+/* libcurl header callback: keep Retry-After. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct reply *r = ud;
+    size_t n = size * nmemb;
+
+    if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+        size_t k = 12, o = 0;
+
+        while (k < n && data[k] == ' ')
+            k++;
+        while (k < n && data[k] != '\r' && data[k] != '\n' && o + 1 < sizeof(r->retry_after))
+            r->retry_after[o++] = data[k++];
+        r->retry_after[o] = '\0';
+    }
+    return n;
+}
+
+/* GET base+path, with the DHL key header when key is non-NULL. */
+static void get(const char *path, const char *key, struct reply *r)
+{
+    char url[512], hdr[256];
+    struct curl_slist *h = NULL;
+    CURL *c = curl_easy_init();
+    const char *ct = NULL;
+    CURLcode rc;
+
+    memset(r, 0, sizeof(*r));
+    cr_assert_not_null(c);
+    snprintf(url, sizeof(url), "%s%s", sim.url, path);
+    if (key != NULL) {
+        snprintf(hdr, sizeof(hdr), "DHL-API-Key: %s", key);
+        h = curl_slist_append(h, hdr);
+        cr_assert_not_null(h);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    rc = curl_easy_perform(c);
+    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
+    if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != NULL)
+        snprintf(r->content_type, sizeof(r->content_type), "%s", ct);
+    if (r->body == NULL)
+        r->body = calloc(1, 1);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
+
+/* GET the DHL tracking endpoint for number. */
+static void get_dhl(const char *number, const char *key, struct reply *r)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "/track/shipments?trackingNumber=%s", number);
+    get(path, key, r);
+}
+
+/* GET and parse /_sim/journey for number; NULL when the sim does not know it. */
+static json_t *get_journey(const char *number)
+{
+    char path[128];
+    struct reply r;
+    json_t *j;
+
+    snprintf(path, sizeof(path), "/_sim/journey?carrier=dhl&number=%s", number);
+    get(path, NULL, &r);
+    j = json_loads(r.body, 0, NULL);
+    cr_assert_not_null(j, "journey of %s is not JSON: %s", number, r.body);
+    if (r.status == 404) {
+        cr_expect(json_is_false(json_object_get(j, "known")));
+        json_decref(j);
+        j = NULL;
+    } else
+        cr_assert_eq(r.status, 200, "journey of %s: HTTP %ld", number, r.status);
+    free(r.body);
+    return j;
+}
+
+static void start_with(const char *const *args)
+{
+    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
+    tu_sim_start(&sim, args);
+}
+
+static void start_default(void)
+{
+    static const char *const args[] = { "--speed", "100000", NULL };
+
+    start_with(args);
+}
+
+static void stop(void)
+{
+    tu_sim_stop(&sim);
+    curl_global_cleanup();
+}
+
+/* Run the plan subcommand; returns its lines as a JSON array. */
+static json_t *run_plan(const char *count, const char *seed)
+{
+    char bin[512], *out = NULL, *err = NULL;
+    char *argv[] = { bin, "plan", "--count", (char *)count, "--seed", (char *)seed, NULL };
+    json_t *list = json_array();
+    int rc;
+
+    tu_binary_path(bin, sizeof(bin), "shiptrack-carrier-sim");
+    rc = tu_run(argv, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "plan exited %d: %s", rc, err);
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        json_t *o = json_loads(line, 0, NULL);
+
+        cr_assert_not_null(o, "plan line is not JSON: %s", line);
+        json_array_append_new(list, o);
+    }
+    free(out);
+    free(err);
+    return list;
+}
+
+/* String member or "". */
+static const char *str(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SS" (Z optional), read as UTC. */
+static time_t utc_of(const char *s)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec), 6, "bad time %s", s);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return timegm(&tm);
+}
+
+/* A visible step and the instant the driver must put on it. */
+struct want {
+    json_t *step;
+    time_t key;                 /* expected occurred_at */
+    bool unknown;               /* no offset, and the country alone gives no zone */
+};
+
+/* Compare a parsed result with the journey's visible steps. */
+static void compare(const char *number, json_t *journey, const struct track_result *res)
+{
+    json_t *steps = json_object_get(journey, "steps"), *step;
+    struct want w[64];
+    size_t n = 0, i;
+
+    json_array_foreach(steps, i, step) {
+        json_t *wire = json_object_get(step, "wire");
+        const char *cc = str(step, "country");
+
+        if (!json_is_true(json_object_get(step, "visible")))
+            continue;
+        cr_assert_lt(n, sizeof(w) / sizeof(w[0]));
+        w[n].step = step;
+        w[n].unknown = strcmp(str(wire, "timestamp_style"), "local") == 0 &&
+                       geo_zone(cc, NULL) == NULL;
+        w[n].key = w[n].unknown ? utc_of(str(step, "local")) : utc_of(str(step, "at"));
+        n++;
+    }
+    /* the driver sorts by instant, stably; do the same to the expectation */
+    for (size_t a = 1; a < n; a++)
+        for (size_t b = a; b > 0 && w[b - 1].key > w[b].key; b--) {
+            struct want t = w[b];
+            w[b] = w[b - 1];
+            w[b - 1] = t;
+        }
+    cr_assert_eq(res->outcome, TRACK_FOUND, "%s: outcome %d (%s)", number, res->outcome,
+                 res->errmsg);
+    cr_assert_eq(res->n_events, n, "%s (%s): %zu events, %zu visible steps", number,
+                 str(journey, "scenario"), res->n_events, n);
+    for (i = 0; i < n; i++) {
+        const struct track_event *ev = &res->events[i];
+        json_t *s = w[i].step, *e = json_object_get(s, "expect"), *wire = json_object_get(s, "wire");
+        const char *style = str(wire, "timestamp_style"), *kind = str(s, "kind");
+
+        cr_expect_eq(ev->occurred_at, w[i].key, "%s event %zu (%s): occurred_at %ld, want %ld",
+                     number, i, kind, (long)ev->occurred_at, (long)w[i].key);
+        if (w[i].unknown) {
+            cr_expect_eq(ev->offset_kind, OFFSET_UNKNOWN, "%s event %zu (%s)", number, i, kind);
+            cr_expect_str_eq(ev->occurred_local, str(s, "local"));
+        } else if (strcmp(style, "local") == 0) {
+            cr_expect_eq(ev->offset_kind, OFFSET_DERIVED, "%s event %zu (%s)", number, i, kind);
+            cr_expect_str_eq(ev->occurred_local, str(s, "local"));
+            cr_expect_eq(ev->utc_offset_min, json_integer_value(json_object_get(s, "utc_offset_min")));
+        } else {
+            cr_expect_eq(ev->offset_kind, OFFSET_CARRIER, "%s event %zu (%s)", number, i, kind);
+        }
+        cr_expect_str_eq(st_status_name(ev->status), str(e, "status"), "%s event %zu (%s): %s",
+                         number, i, kind, ev->description);
+        cr_expect_str_eq(st_substatus_name(ev->substatus), str(e, "substatus"),
+                         "%s event %zu (%s): %s", number, i, kind, ev->description);
+        cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
+                     "%s event %zu (%s)", number, i, kind);
+        cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
+                     "%s event %zu (%s): %s", number, i, kind, ev->description);
+        cr_expect_str_eq(ev->code, str(wire, "statusDetailed"));
+        cr_expect_str_eq(ev->city, str(s, "city"));
+        cr_expect_str_eq(ev->postal_code, str(s, "postal_code"));
+        cr_expect_str_eq(ev->country, str(s, "country"));
+        cr_expect(strncmp(ev->description, str(s, "text"), strlen(str(s, "text"))) == 0,
+                  "%s event %zu: description %s", number, i, ev->description);
+    }
+}
+
+/* Parse a served DHL body with the driver. */
+static enum st_err parse(const char *number, const struct reply *r, struct track_result *res,
+                         char *err, size_t errlen)
+{
+    struct carrier_ctx ctx = { .base_url = sim.url, .api_key = SIM_KEY };
+
+    memset(res, 0, sizeof(*res));
+    return carrier_dhl.ops->parse_response(&ctx, r->status, r->body, r->len, &number, 1, res,
+                                           err, errlen);
+}
+
+/* Fetch a consistent (journey, body) pair: the journey's visible steps did not
+ * change while the body was fetched. Parses the body into res. */
+static json_t *snapshot(const char *number, struct track_result *res)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        json_t *a = get_journey(number), *b;
+        struct reply r;
+        char err[256];
+        enum st_err rc;
+
+        cr_assert_not_null(a, "%s: the simulator does not know a planned number", number);
+        get_dhl(number, SIM_KEY, &r);
+        b = get_journey(number);
+        cr_assert_eq(r.status, 200, "%s: HTTP %ld %s", number, r.status, r.body);
+        if (json_equal(json_object_get(a, "visible_steps"), json_object_get(b, "visible_steps"))) {
+            rc = parse(number, &r, res, err, sizeof(err));
+            cr_assert_eq(rc, ST_OK, "%s: %s", number, err);
+            free(r.body);
+            json_decref(b);
+            return a;
+        }
+        free(r.body);
+        json_decref(a);
+        json_decref(b);
+    }
+    cr_assert_fail("%s: no consistent snapshot in 20 tries", number);
+    return NULL;
+}
+
+/* Wait until every step of number's journey is visible (at most 30 s). */
+static void wait_complete(const char *number)
+{
+    for (int i = 0; i < 300; i++) {
+        json_t *j = get_journey(number);
+        bool done = json_equal(json_object_get(j, "visible_steps"),
+                               json_object_get(j, "total_steps"));
+
+        json_decref(j);
+        if (done)
+            return;
+        usleep(100 * 1000);
+    }
+    cr_assert_fail("%s: journey not complete after 30 s", number);
+}
+
+/* True when res has an event with this status and substatus. */
+static bool has(const struct track_result *res, enum st_status s, enum st_substatus sub)
+{
+    for (size_t i = 0; i < res->n_events; i++)
+        if (res->events[i].status == s && res->events[i].substatus == sub)
+            return true;
+    return false;
+}
+
+/* Scenario-level checks on a complete journey. */
+static void check_scenario(const char *number, const char *scenario,
+                           const struct track_result *res)
+{
+    if (strcmp(scenario, "customs_duties_held") == 0) {
+        cr_expect(has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s: no duties hold", number);
+        cr_expect(has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
+    } else if (strcmp(scenario, "customs_documents_held") == 0) {
+        cr_expect(has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s: no hold",
+                  number);
+        cr_expect(has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
+    } else if (strcmp(scenario, "customs_delivered") == 0) {
+        cr_expect(has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
+        cr_expect(!has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s", number);
+    } else if (strcmp(scenario, "returned_to_sender") == 0) {
+        cr_expect(has(res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
+        cr_expect(!has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
+    } else if (strcmp(scenario, "lost") == 0) {
+        cr_expect(!has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
+        cr_expect(!has(res, ST_STATUS_OUT_FOR_DELIVERY, ST_SUB_OUT_FOR_DELIVERY), "%s", number);
+    } else if (strcmp(scenario, "unmapped_code") == 0) {
+        cr_expect(has(res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s: no unmapped event", number);
+    } else if (strcmp(scenario, "pickup_point") == 0) {
+        cr_expect(has(res, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT), "%s", number);
+    } else if (strcmp(scenario, "attempt_then_delivered") == 0) {
+        cr_expect(has(res, ST_STATUS_ATTEMPT_FAILED, ST_SUB_RECIPIENT_UNAVAILABLE), "%s", number);
+    }
+    if (strcmp(scenario, "lost") != 0 && strcmp(scenario, "returned_to_sender") != 0)
+        cr_expect(has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s: never delivered", number);
+}
+
+TestSuite(sim, .init = start_default, .fini = stop, .timeout = 120);
+
+Test(sim, health)
+{
+    struct reply r;
+
+    get("/_sim/health", NULL, &r);
+    cr_expect_eq(r.status, 200);
+    cr_expect(strstr(r.body, "\"ok\"") != NULL, "%s", r.body);
+    free(r.body);
+    get("/no/such/path", NULL, &r);
+    cr_expect_eq(r.status, 404);
+    free(r.body);
+}
+
+Test(sim, api_key_is_checked)
+{
+    json_t *plan = run_plan("1", "3");
+    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    struct track_result res;
+    struct reply r;
+    char err[256];
+
+    get_dhl(number, NULL, &r);
+    cr_expect_eq(r.status, 401, "no key: HTTP %ld", r.status);
+    cr_expect_str_eq(r.content_type, "application/problem+json");
+    cr_expect_eq(parse(number, &r, &res, err, sizeof(err)), ST_CONFIG, "%s", err);
+    cr_expect(strstr(err, "DHL rejected the API key") != NULL, "%s", err);
+    track_result_reset(&res);
+    free(r.body);
+    get_dhl(number, "not-the-key", &r);
+    cr_expect_eq(r.status, 401, "wrong key: HTTP %ld", r.status);
+    free(r.body);
+    get_dhl(number, SIM_KEY, &r);
+    cr_expect_eq(r.status, 200, "right key: HTTP %ld", r.status);
+    free(r.body);
+    json_decref(plan);
+}
+
+Test(sim, unknown_numbers_are_404)
+{
+    char number[16] = "";
+    struct track_result res;
+    struct reply r;
+    char err[256];
+
+    /* a bad check digit */
+    get_dhl("1234567890", SIM_KEY, &r); /* 123456789 mod 7 = 1, not 0 */
+    cr_expect_eq(r.status, 404);
+    free(r.body);
+    /* a well-formed number the simulator has never seen */
+    for (unsigned long s = 200000000; s < 200001000 && number[0] == '\0'; s++) {
+        char cand[16];
+        json_t *j;
+
+        snprintf(cand, sizeof(cand), "%09lu%lu", s, s % 7);
+        if ((j = get_journey(cand)) == NULL)
+            snprintf(number, sizeof(number), "%s", cand);
+        json_decref(j);
+    }
+    cr_assert(number[0] != '\0', "every number is known");
+    get_dhl(number, SIM_KEY, &r);
+    cr_expect_eq(r.status, 404);
+    cr_expect_str_eq(r.content_type, "application/problem+json");
+    cr_expect_eq(parse(number, &r, &res, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(res.outcome, TRACK_NOT_FOUND);
+    track_result_reset(&res);
+    free(r.body);
+}
+
+Test(sim, planned_bodies_parse_into_the_journeys)
+{
+    json_t *plan = run_plan("24", "1"), *p;
+    size_t i;
+
+    cr_assert_eq(json_array_size(plan), 24);
+    /* early: journeys partly visible */
+    json_array_foreach(plan, i, p) {
+        const char *number = str(p, "tracking_number");
+        struct track_result res;
+        json_t *j = snapshot(number, &res);
+
+        compare(number, j, &res);
+        track_result_reset(&res);
+        json_decref(j);
+    }
+    /* complete: every step visible, every scenario's signature present */
+    json_array_foreach(plan, i, p) {
+        const char *number = str(p, "tracking_number");
+        struct track_result res;
+        json_t *j;
+
+        wait_complete(number);
+        j = snapshot(number, &res);
+        cr_expect_str_eq(str(j, "scenario"), str(p, "scenario"));
+        compare(number, j, &res);
+        check_scenario(number, str(p, "scenario"), &res);
+        track_result_reset(&res);
+        json_decref(j);
+    }
+    json_decref(plan);
+}
+
+Test(sim, deterministic)
+{
+    json_t *plan = run_plan("9", "5"), *p;
+    size_t i;
+
+    json_array_foreach(plan, i, p) {
+        const char *number = str(p, "tracking_number");
+        struct reply a, b;
+        json_t *ja, *jb;
+
+        wait_complete(number);
+        get_dhl(number, SIM_KEY, &a);
+        get_dhl(number, SIM_KEY, &b);
+        cr_expect_eq(a.status, 200);
+        cr_expect_eq(a.len, b.len);
+        cr_expect_str_eq(a.body, b.body, "%s: two fetches differ", number);
+        ja = get_journey(number);
+        jb = get_journey(number);
+        cr_expect(json_equal(json_object_get(ja, "steps"), json_object_get(jb, "steps")),
+                  "%s: journey changed", number);
+        free(a.body);
+        free(b.body);
+        json_decref(ja);
+        json_decref(jb);
+    }
+    json_decref(plan);
+}
+
+/* The same number tells the same story in another simulator process. */
+Test(sim, deterministic_across_runs)
+{
+    static const char *const args[] = { "--speed", "7", NULL };
+    json_t *plan = run_plan("9", "11"), *first = json_array(), *p;
+    struct tu_sim other;
+    size_t i;
+
+    json_array_foreach(plan, i, p)
+        json_array_append_new(first, get_journey(str(p, "tracking_number")));
+    other = sim;
+    tu_sim_start(&sim, args);
+    json_array_foreach(plan, i, p) {
+        json_t *a = json_array_get(first, i), *b = get_journey(str(p, "tracking_number"));
+        json_t *sa = json_object_get(a, "steps"), *sb = json_object_get(b, "steps");
+        size_t k;
+
+        cr_expect(json_equal(json_object_get(a, "scenario"), json_object_get(b, "scenario")));
+        cr_expect(json_equal(json_object_get(a, "origin"), json_object_get(b, "origin")));
+        cr_expect(json_equal(json_object_get(a, "destination"), json_object_get(b, "destination")));
+        cr_assert_eq(json_array_size(sa), json_array_size(sb));
+        for (k = 0; k < json_array_size(sa); k++) {
+            json_t *x = json_array_get(sa, k), *y = json_array_get(sb, k);
+
+            cr_expect(json_equal(json_object_get(x, "kind"), json_object_get(y, "kind")));
+            cr_expect(json_equal(json_object_get(x, "offset_seconds"),
+                                 json_object_get(y, "offset_seconds")));
+            cr_expect(json_equal(json_object_get(x, "city"), json_object_get(y, "city")));
+            cr_expect(json_equal(json_object_get(x, "text"), json_object_get(y, "text")));
+        }
+        json_decref(b);
+    }
+    tu_sim_stop(&sim);
+    sim = other;
+    json_decref(first);
+    json_decref(plan);
+}
+
+Test(sim, plan_covers_scenarios_and_destinations)
+{
+    json_t *plan = run_plan("24", "42"), *p;
+    char dests[32][3];
+    size_t n_dest = 0, i;
+    bool seen[N_SCENARIOS] = { false };
+
+    cr_assert_eq(json_array_size(plan), 24);
+    json_array_foreach(plan, i, p) {
+        const char *number = str(p, "tracking_number"), *dest = str(p, "destination");
+        json_t *j = get_journey(number);
+        unsigned long serial;
+        bool known = false;
+
+        cr_expect_str_eq(str(p, "carrier"), "dhl");
+        cr_assert_eq(strlen(number), 10, "%s", number);
+        cr_assert_eq(sscanf(number, "%9lu", &serial), 1);
+        cr_expect_eq((unsigned long)(number[9] - '0'), serial % 7, "%s: check digit", number);
+        cr_expect(geo_country_valid(str(p, "origin")));
+        cr_expect(geo_country_valid(dest));
+        cr_expect(geo_zone_valid(str(p, "time_zone")), "%s", str(p, "time_zone"));
+        cr_expect(strlen(str(p, "locale")) >= 2);
+        cr_expect(strchr(str(p, "email"), '@') != NULL);
+        cr_expect(str(p, "phone")[0] == '+');
+        cr_expect(strncmp(str(p, "order_ref"), "ORD-", 4) == 0);
+        /* the journey agrees with the plan */
+        cr_assert_not_null(j, "%s: planned but unknown", number);
+        cr_expect_str_eq(str(j, "scenario"), str(p, "scenario"));
+        cr_expect_str_eq(str(json_object_get(j, "origin"), "country"), str(p, "origin"));
+        cr_expect_str_eq(str(json_object_get(j, "destination"), "country"), dest);
+        cr_expect_str_eq(str(json_object_get(j, "destination"), "zone"), str(p, "time_zone"));
+        json_decref(j);
+        for (size_t s = 0; s < N_SCENARIOS; s++)
+            if (strcmp(scenarios[s], str(p, "scenario")) == 0)
+                seen[s] = true;
+        for (size_t d = 0; d < n_dest; d++)
+            if (strcmp(dests[d], dest) == 0)
+                known = true;
+        if (!known && n_dest < 32)
+            snprintf(dests[n_dest++], 3, "%s", dest);
+    }
+    for (size_t s = 0; s < N_SCENARIOS; s++)
+        cr_expect(seen[s], "scenario %s not planned", scenarios[s]);
+    cr_expect_geq(n_dest, 8, "only %zu destinations", n_dest);
+    json_decref(plan);
+}
+
+/* Restart the simulator with other flags. */
+static void restart(const char *const *args)
+{
+    tu_sim_stop(&sim);
+    tu_sim_start(&sim, args);
+}
+
+Test(sim, fault_429_and_500)
+{
+    static const char *const a429[] = { "--rate-429", "1", NULL };
+    static const char *const a500[] = { "--error-rate", "1", NULL };
+    json_t *plan = run_plan("1", "2");
+    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    struct track_result res;
+    struct reply r;
+    char err[256];
+
+    restart(a429);
+    get_dhl(number, SIM_KEY, &r);
+    cr_expect_eq(r.status, 429);
+    cr_expect_str_eq(r.retry_after, "1");
+    cr_expect_eq(parse(number, &r, &res, err, sizeof(err)), ST_RETRY, "%s", err);
+    track_result_reset(&res);
+    free(r.body);
+    get("/_sim/health", NULL, &r); /* the simulator's own endpoints are never faulted */
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+
+    restart(a500);
+    get_dhl(number, SIM_KEY, &r);
+    cr_expect_eq(r.status, 500);
+    cr_expect_eq(parse(number, &r, &res, err, sizeof(err)), ST_RETRY, "%s", err);
+    track_result_reset(&res);
+    free(r.body);
+    json_decref(plan);
+}
+
+Test(sim, fault_malformed_and_latency)
+{
+    static const char *const amal[] = { "--malformed-rate", "1", NULL };
+    static const char *const alat[] = { "--latency-ms", "300", NULL };
+    json_t *plan = run_plan("1", "2");
+    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    struct track_result res;
+    struct reply r;
+    char err[256];
+
+    restart(amal);
+    get_dhl(number, SIM_KEY, &r);
+    cr_expect_eq(r.status, 200);
+    cr_expect_eq(parse(number, &r, &res, err, sizeof(err)), ST_PERMANENT, "%s", err);
+    cr_expect(strstr(err, "not JSON") != NULL, "%s", err);
+    track_result_reset(&res);
+    free(r.body);
+
+    restart(alat);
+    get_dhl(number, SIM_KEY, &r);
+    cr_expect_eq(r.status, 200);
+    cr_expect_geq(r.seconds, 0.29, "took %.3f s", r.seconds);
+    free(r.body);
+    json_decref(plan);
+}
+
+/* Status codes of n carrier requests. */
+static void statuses(const char *number, long *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct reply r;
+
+        get_dhl(number, SIM_KEY, &r);
+        out[i] = r.status;
+        free(r.body);
+    }
+}
+
+Test(sim, faults_follow_the_seed)
+{
+    static const char *const args[] = { "--error-rate", "0.5", "--rate-429", "0.2", "--seed",
+                                        "7", NULL };
+    json_t *plan = run_plan("1", "2");
+    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    long a[40], b[40];
+    int faults = 0;
+
+    restart(args);
+    statuses(number, a, 40);
+    restart(args);
+    statuses(number, b, 40);
+    for (size_t i = 0; i < 40; i++) {
+        cr_expect_eq(a[i], b[i], "request %zu: %ld then %ld", i, a[i], b[i]);
+        cr_expect(a[i] == 200 || a[i] == 429 || a[i] == 500, "request %zu: %ld", i, a[i]);
+        faults += a[i] != 200;
+    }
+    cr_expect(faults > 5 && faults < 40, "%d faults in 40", faults);
+    json_decref(plan);
+}
+
+/* Run the simulator binary with argv[1..]; returns the exit status. */
+static int run_sim(char **argv, char **out, char **err)
+{
+    char bin[512];
+
+    tu_binary_path(bin, sizeof(bin), "shiptrack-carrier-sim");
+    argv[0] = bin;
+    return tu_run(argv, NULL, out, err);
+}
+
+Test(sim, command_line)
+{
+    char *argv_bad[] = { NULL, "--bogus", NULL };
+    char *argv_speed[] = { NULL, "--speed", "0", NULL };
+    char *argv_rate[] = { NULL, "--error-rate", "1.5", NULL };
+    char *argv_help[] = { NULL, "--help", NULL };
+    char *argv_plan[] = { NULL, "plan", "--carrier", "nope", NULL };
+    char *out, *err;
+
+    cr_expect_eq(run_sim(argv_bad, &out, &err), 2);
+    cr_expect_str_eq(out, "");
+    cr_expect(strstr(err, "usage:") != NULL, "%s", err);
+    free(out);
+    free(err);
+    cr_expect_eq(run_sim(argv_speed, NULL, NULL), 2);
+    cr_expect_eq(run_sim(argv_rate, NULL, NULL), 2);
+    cr_expect_eq(run_sim(argv_plan, NULL, NULL), 2);
+    cr_expect_eq(run_sim(argv_help, &out, &err), 0);
+    cr_expect(strstr(out, "--dhl-api-key") != NULL);
+    free(out);
+    free(err);
+}
+
+Test(sim, sigint_exits_zero)
+{
+    int status;
+
+    cr_assert_eq(kill(sim.pid, SIGINT), 0);
+    cr_assert_eq(waitpid(sim.pid, &status, 0), sim.pid);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    sim.pid = 0; /* already reaped: teardown has nothing to stop */
+}
