@@ -13,16 +13,28 @@
  *                keyword tables below are matched against.
  *   keyword      a folded word or phrase; a leading '^' means it must start a
  *                word, a trailing '$' that it must end one ("^cleared$" does
- *                not match "uncleared"; "^customs$" does not match "customer").
+ *                not match "uncleared", "^lost$" not "lostock").
  *
  * Customs never has a code of its own at DHL: it is recognised from wording
  * in several languages (see CARRIERS.md), then classified by the first rule
  * that matches (prohibited, released, documents, duties, inspection, delay,
- * other hold, else plain processing). Holds get status "held".
+ * other hold, else plain processing). Holds get status "held". Customs is
+ * not looked for in pre-transit and delivered events, whose code already
+ * says where the parcel is, and a return outranks it in the others.
  *
  * Timestamps come with Z, with an offset, or as bare local time; bare ones
  * take the zone of the event's country when it has exactly one, otherwise the
  * offset is recorded as unknown (carrier_parse_time), never guessed.
+ *
+ * HTTP statuses: 200 is parsed; 404 with a problem+json body means DHL does
+ * not know the number (TRACK_NOT_FOUND, ST_OK), a 404 without one points at a
+ * wrong base URL (ST_PERMANENT); 401/403 are ST_CONFIG; 429 and 5xx ST_RETRY;
+ * anything else, and any malformed body, ST_PERMANENT with the field named.
+ *
+ * An event whose statusCode is "unknown" (or missing, or a value DHL has not
+ * documented) and whose text names no customs step is kept with substatus
+ * "unmapped" and affects_status false; its status field is then the neutral
+ * "pending" and means nothing.
  *
  * No network I/O here. Bodies above DHL_BODY_MAX are refused.
  */
@@ -630,15 +642,15 @@ static const char *quote(char *q, size_t cap, const char *s)
     return q;
 }
 
-/* address{countryCode,postalCode,addressLocality} of a location, each
- * optional; *cc gets a valid upper-case ISO code or NULL. */
+/* The parts of a DHL address{countryCode,postalCode,addressLocality} we keep. */
 struct dhl_address {
     const char *locality;          /* addressLocality */
     const char *postal;            /* postalCode */
     char cc[3];                    /* countryCode when it is a valid ISO code, else "" */
 };
 
-/* Read a place's address (obj holds "address"); absent parts stay empty. */
+/* Read place.address (place may be NULL); absent parts stay empty, and a
+ * country code that is no ISO 3166 country is dropped rather than guessed. */
 static enum st_err read_address(json_t *place, const char *where, struct dhl_address *a,
                                 char *err, size_t errlen)
 {
