@@ -654,7 +654,7 @@ struct dhl_address {
 static enum st_err read_address(json_t *place, const char *where, struct dhl_address *a,
                                 char *err, size_t errlen)
 {
-    char at[96];
+    char at[128];
     json_t *addr;
     const char *cc;
     enum st_err rc;
@@ -683,7 +683,7 @@ static enum st_err read_address(json_t *place, const char *where, struct dhl_add
 static enum st_err parse_event(json_t *jev, size_t i, struct track_result *res, char *err,
                                size_t errlen)
 {
-    char where[32], q[96], fold[DHL_FOLD_MAX];
+    char where[80], q[96], fold[DHL_FOLD_MAX];
     const char *ts, *code, *status, *detailed, *desc, *remark;
     json_t *loc;
     struct dhl_address addr;
