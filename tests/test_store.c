@@ -276,3 +276,25 @@ Test(store, offsets_are_kept_honest)
     free(s);
     track_result_reset(&r);
 }
+
+Test(store, outbox_announces_status_and_customs_changes_only)
+{
+    struct track_result r = { 0 };
+    struct store_stats st;
+    char *s;
+
+    add(&r, "2026-11-02T08:00:00+01:00", ST_STATUS_IN_TRANSIT, ST_SUB_PICKED_UP, "transit", "Picked up");
+    add(&r, "2026-11-02T12:00:00+01:00", ST_STATUS_IN_TRANSIT, ST_SUB_ARRIVED_FACILITY, "transit", "Arrived at hub");
+    add(&r, "2026-11-02T18:00:00+01:00", ST_STATUS_IN_TRANSIT, ST_SUB_DEPARTED_FACILITY, "transit", "Left hub");
+    add(&r, "2026-11-03T08:00:00+01:00", ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING, "transit", "Customs clearance");
+    add(&r, "2026-11-03T20:00:00+01:00", ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED, "transit", "Cleared customs");
+    add(&r, "2026-11-04T08:00:00+01:00", ST_STATUS_IN_TRANSIT, ST_SUB_DEPARTED_FACILITY, "transit", "Left customs hub");
+    store(&r, &st);
+    s = tdb_scalar(db.conn, "SELECT string_agg(payload->'to'->>'substatus', ',' ORDER BY id) FROM outbox");
+    cr_expect_str_eq(s, "picked_up,customs_processing,customs_released,departed_facility");
+    free(s);
+    /* the shipment's substatus follows the newest event even without an announcement */
+    cr_expect_str_eq((s = status_now()), "in_transit/departed_facility");
+    free(s);
+    track_result_reset(&r);
+}

@@ -4,8 +4,9 @@
  * Wording: an event is "new" when this call inserted it (its dedupe key was
  * not stored yet); an event "applies" when it is new, may drive the status
  * (not unmapped) and is not older than the event that set the current status.
- * Each applying event whose status or substatus differs from the current one
- * is a "transition" and gets an outbox row.
+ * Each applying event that changes the status, or moves into, within or out
+ * of customs, is a "transition" and gets an outbox row; the shipment's
+ * substatus always follows the newest applying event.
  */
 #include "store.h"
 
@@ -283,7 +284,11 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
             continue;
         if ((cur.has_status_at || changed_at) && ev->occurred_at < status_at)
             continue; /* late and older: recorded, but never moves the status back */
-        if (ev->status != status || ev->substatus != sub) {
+        /* Announce status changes, and customs steps within a status (processing ->
+         * duties due -> released are milestones); a new facility scan is not news. */
+        if (ev->status != status ||
+            (ev->substatus != sub &&
+             (st_substatus_customs(ev->substatus) || st_substatus_customs(sub)))) {
             json_t *m = transition_json(s, &cur, status, sub, ev->status, ev->substatus, ev);
 
             if (m == NULL || json_array_append_new(msgs, m) != 0) {
@@ -292,9 +297,9 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
             }
             if (ev->status != status)
                 stats->status_changes++;
-            status = ev->status;
-            sub = ev->substatus;
         }
+        status = ev->status;
+        sub = ev->substatus;
         status_at = ev->occurred_at;
         changed_at = true;
     }

@@ -172,14 +172,16 @@ void timeline_print_text(FILE *f, const json_t *tl)
     if (*str(s, "estimated_delivery"))
         fprintf(f, "  estimated delivery %s", str(s, "estimated_delivery"));
     fprintf(f, "\nTimes: recipient's zone (%s) and UTC. Carrier's own words in quotes.\n\n", zone);
-    fprintf(f, "  %-19s %-20s %-45s %-28s %s\n", "recipient time", "UTC", "status / substatus",
+    fprintf(f, "  %-22s %-20s %-45s %-28s %s\n", "recipient time", "UTC", "status / substatus",
             "location", "carrier words");
     json_array_foreach(events, i, v) {
         char when[32], utc[32], st[64], loc[128];
         const json_t *l = json_object_get(v, "location");
 
         if (json_is_null(json_object_get(v, "utc"))) {
-            snprintf(when, sizeof(when), "%.16s local?", str(v, "carrier_local_time"));
+            const char *lt = str(v, "carrier_local_time");
+
+            snprintf(when, sizeof(when), "%.10s %.5s (local)", lt, lt + (strlen(lt) > 11 ? 11 : 0));
             snprintf(utc, sizeof(utc), "offset unknown");
         } else {
             /* "YYYY-MM-DDTHH:MM:SS+HH" -> "YYYY-MM-DD HH:MM +HH" */
@@ -193,8 +195,8 @@ void timeline_print_text(FILE *f, const json_t *tl)
                  json_is_true(json_object_get(v, "affects_status")) ? "" : " *");
         snprintf(loc, sizeof(loc), "%s %s %s", str(l, "city"), str(l, "postal_code"),
                  str(l, "country"));
-        fprintf(f, "  %-19s %-20s %-45s %-28s \"%s\"%s\n", when, utc, st, loc,
-                str(v, "description"), *str(v, "code") ? "" : "");
+        fprintf(f, "  %-22s %-20s %-45s %-28s \"%s\"\n", when, utc, st, loc,
+                str(v, "description"));
     }
     if (json_array_size(events) == 0)
         fputs("  (no carrier events yet)\n", f);

@@ -26,6 +26,9 @@
 
 #define JOURNEY_MAX_STEPS   32
 #define JOURNEY_NUMBER_MAX  48
+/* No journey lasts longer: 8 days planned, plus one minute per step that
+ * rounding may add (see scale() in journey.c). */
+#define JOURNEY_SPAN_MAX    (8L * 86400 + JOURNEY_MAX_STEPS * 60)
 
 /* What happens at a step. Names (journey_kind_name) are stable API. */
 enum journey_kind {

@@ -6,6 +6,8 @@
  *
  *   GET /_sim/health                         200 {"status":"ok"}
  *   GET /_sim/journey?carrier=C&number=N     the whole journey, for tests
+ *   GET /_sim/clock                          journey time elapsed; all_complete once
+ *                                            every possible journey has played out
  *   anything a carrier's route() accepts     that carrier's renderer
  *
  * Faults hit carrier routes only, drawn per request from a generator seeded
@@ -245,6 +247,16 @@ static void dispatch(struct sim_server *srv, const struct sim_request *req,
     }
     if (strcmp(req->path, "/_sim/journey") == 0) {
         handle_journey(&srv->env, req, resp);
+        return;
+    }
+    if (strcmp(req->path, "/_sim/clock") == 0) {
+        double elapsed = sim_clock_elapsed(srv->env.clock);
+
+        sim_respond_json(resp, 200, "application/json",
+                         json_pack("{s:f,s:f,s:I,s:b}", "elapsed_seconds", elapsed, "speed",
+                                   srv->env.clock->speed, "max_span_seconds",
+                                   (json_int_t)JOURNEY_SPAN_MAX, "all_complete",
+                                   elapsed >= (double)JOURNEY_SPAN_MAX));
         return;
     }
     for (size_t i = 0; i < sim_carriers_count && car == NULL; i++)
