@@ -54,14 +54,19 @@ static const struct {
     { "help", "", "print this help" },
 };
 
+static void usage_commands(FILE *f)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-9s %s\n  %-9s   %s\n", commands[i].name, commands[i].args, "",
+                commands[i].help);
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: shiptrack COMMAND [OPTIONS]\n\n"
           "shiptrack polls carrier APIs, keeps one timeline per shipment in PostgreSQL and\n"
           "notifies recipients.\n\nCommands:\n", f);
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-9s %s\n  %-9s   %s\n", commands[i].name, commands[i].args, "",
-                commands[i].help);
+    usage_commands(f);
     fputc('\n', f);
     config_print_help(f);
 }
@@ -70,7 +75,9 @@ static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "shiptrack: ");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nRun `shiptrack help` for usage.\n");
+    fputs("\nusage: shiptrack COMMAND [OPTIONS]\n", stderr);
+    usage_commands(stderr);
+    fputs("Run `shiptrack help` for the configuration keys.\n", stderr);
     return EXIT_USAGE;
 }
 
