@@ -22,6 +22,17 @@ const char *offset_kind_name(enum offset_kind k)
     return "invalid";
 }
 
+const char *track_outcome_name(enum track_outcome o)
+{
+    switch (o) {
+    case TRACK_FOUND: return "found";
+    case TRACK_NOT_FOUND: return "not_found";
+    case TRACK_ERROR: return "error";
+    case TRACK_NEEDS_REGISTER: return "needs_register";
+    }
+    return "invalid";
+}
+
 enum st_err carrier_request_header(struct carrier_request *req, const char *name,
                                    const char *value, char *err, size_t errlen)
 {
@@ -37,6 +48,21 @@ enum st_err carrier_request_header(struct carrier_request *req, const char *name
         return st_fail(err, errlen, ST_PERMANENT, "header %s: longer than %d bytes", name,
                        CARRIER_HEADER_MAX - 1);
     req->n_headers++;
+    return ST_OK;
+}
+
+enum st_err carrier_request_body(struct carrier_request *req, const char *body, size_t len,
+                                 char *err, size_t errlen)
+{
+    char *copy = malloc(len + 1);
+
+    if (copy == NULL)
+        return st_fail(err, errlen, ST_RETRY, "out of memory for a %zu-byte request body", len);
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    free(req->body);
+    req->body = copy;
+    req->body_len = len;
     return ST_OK;
 }
 

@@ -71,8 +71,12 @@ struct track_event {
 enum track_outcome {
     TRACK_FOUND = 0,    /* events[] holds what the carrier knows */
     TRACK_NOT_FOUND,    /* carrier does not know the number (yet) */
-    TRACK_ERROR         /* see err / errmsg */
+    TRACK_ERROR,        /* see err / errmsg */
+    TRACK_NEEDS_REGISTER /* aggregator (17TRACK): register the number, then poll again */
 };
+
+/* "found", "not_found", "error", "needs_register". */
+const char *track_outcome_name(enum track_outcome o);
 
 struct track_result {
     enum track_outcome outcome;
@@ -96,8 +100,17 @@ struct carrier_request {
 struct carrier_ctx {
     const char *base_url;             /* e.g. https://api-eu.dhl.com (no trailing /) */
     const char *api_key;              /* API-key carriers */
+    const char *client_id;            /* OAuth2 client credentials */
+    const char *client_secret;
     const char *access_token;         /* OAuth2 carriers, when the poller has one */
     const char *language;             /* preferred description language, e.g. "en" */
+};
+
+/* An OAuth2 access token as a token endpoint returned it. */
+#define CARRIER_TOKEN_MAX 4096
+struct carrier_token {
+    char access_token[CARRIER_TOKEN_MAX];
+    long expires_in_s;                /* lifetime the carrier announced; 0 if none */
 };
 
 struct carrier_ops {
@@ -113,6 +126,28 @@ struct carrier_ops {
                                   const char *body, size_t len, const char *const *numbers,
                                   size_t n, struct track_result *results, char *err,
                                   size_t errlen);
+
+    /* OAuth2 carriers only (NULL otherwise): the client-credentials token
+     * request from ctx->client_id/client_secret, and its answer. parse returns
+     * ST_CONFIG when the credentials are rejected (400/401/403), ST_RETRY for
+     * 429/5xx, ST_PERMANENT for a malformed body. */
+    enum st_err (*build_token_request)(const struct carrier_ctx *ctx, struct carrier_request *req,
+                                       char *err, size_t errlen);
+    enum st_err (*parse_token_response)(long http_status, const char *body, size_t len,
+                                        struct carrier_token *tok, char *err, size_t errlen);
+
+    /* Carriers that must be told about a number before they track it (17TRACK;
+     * NULL otherwise). parse_response reports TRACK_NEEDS_REGISTER for such
+     * numbers; the poller then sends this request for them (up to batch_max)
+     * and polls them again later. registered[i] is set for numbers[i] the
+     * carrier accepted (or already had). */
+    enum st_err (*build_register_request)(const struct carrier_ctx *ctx,
+                                          const char *const *numbers, size_t n,
+                                          struct carrier_request *req, char *err, size_t errlen);
+    enum st_err (*parse_register_response)(const struct carrier_ctx *ctx, long http_status,
+                                           const char *body, size_t len,
+                                           const char *const *numbers, size_t n,
+                                           bool *registered, char *err, size_t errlen);
 };
 
 struct carrier_def {
@@ -132,6 +167,11 @@ extern const size_t carrier_defs_count;
 const struct carrier_def *carrier_find(const char *name);
 
 /* --- helpers for drivers (carriers/carrier.c) --- */
+
+/* Set req's body to a heap copy of body[0..len) (caller's bytes untouched).
+ * ST_RETRY when memory runs out. */
+enum st_err carrier_request_body(struct carrier_request *req, const char *body, size_t len,
+                                 char *err, size_t errlen);
 
 /* Append a header "name: value"; fails (ST_PERMANENT) when the value holds CR/LF
  * or the header does not fit. */

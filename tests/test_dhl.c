@@ -111,17 +111,6 @@ static void check_event(const char *fx, size_t i, const struct track_event *ev, 
     check_str(fx, i, "country", ev->country, want_str(want, "country"));
 }
 
-/* Name of a track outcome as the expectation files spell it. */
-static const char *outcome_name(enum track_outcome o)
-{
-    switch (o) {
-    case TRACK_FOUND: return "found";
-    case TRACK_NOT_FOUND: return "not_found";
-    case TRACK_ERROR: return "error";
-    }
-    return "invalid";
-}
-
 /* Run fixture `name` through parse_response and compare everything. */
 static void run_fixture(const char *name)
 {
@@ -153,8 +142,8 @@ static void run_fixture(const char *name)
                                          1, &res, err, sizeof(err));
     cr_expect_str_eq(st_err_name(rc), want_str(want, "err"), "%s: returned %s (%s), want %s",
                      name, st_err_name(rc), err, want_str(want, "err"));
-    cr_expect_str_eq(outcome_name(res.outcome), want_str(want, "outcome"),
-                     "%s: outcome %s, want %s (%s)", name, outcome_name(res.outcome),
+    cr_expect_str_eq(track_outcome_name(res.outcome), want_str(want, "outcome"),
+                     "%s: outcome %s, want %s (%s)", name, track_outcome_name(res.outcome),
                      want_str(want, "outcome"), err);
     if (want_str(want, "errmsg_contains")[0] != '\0') {
         cr_expect(strstr(err, want_str(want, "errmsg_contains")) != NULL,

@@ -3,7 +3,9 @@
  *
  *   shiptrack-carrier-sim [--listen ADDR] [--port N] [--speed X] [--seed N]
  *                         [--dhl-api-key KEY] [--latency-ms N] [--error-rate P]
- *                         [--rate-429 P] [--malformed-rate P]
+ *                         [--rate-429 P] [--malformed-rate P] [--laposte-api-key KEY]
+ *                         [--track17-api-key KEY] [--oauth-client-id ID]
+ *                         [--oauth-client-secret S] [--token-ttl SECONDS] [--token-max-uses N]
  *   shiptrack-carrier-sim plan [--carrier NAME] [--count N] [--seed N]
  *
  * Serving prints exactly one line, "shiptrack-carrier-sim listening on
@@ -36,6 +38,12 @@ static void usage(FILE *f)
           "  --error-rate P       probability of HTTP 500, 0..1 (default 0)\n"
           "  --rate-429 P         probability of HTTP 429 + Retry-After: 1, 0..1 (default 0)\n"
           "  --malformed-rate P   probability of a truncated JSON body, 0..1 (default 0)\n"
+          "  --laposte-api-key KEY  accepted X-Okapi-Key (default sim-laposte-key)\n"
+          "  --track17-api-key KEY  accepted 17token (default sim-17track-key)\n"
+          "  --oauth-client-id ID   OAuth2 client id of UPS, FedEx, USPS (default sim-client)\n"
+          "  --oauth-client-secret S  its secret (default sim-secret)\n"
+          "  --token-ttl SECONDS  lifetime of issued OAuth2 tokens (default 3600)\n"
+          "  --token-max-uses N   a token answers 401 after N uses, 0 = never (default 0)\n"
           "  --help               this text\n"
           "\n"
           "plan prints N JSON lines (default 24), one trackable shipment each:\n"
@@ -146,6 +154,11 @@ int main(int argc, char **argv)
         .port = 0,
         .speed = 1.0,
         .dhl_api_key = "sim-dhl-key",
+        .laposte_api_key = "sim-laposte-key",
+        .track17_api_key = "sim-17track-key",
+        .oauth_client_id = "sim-client",
+        .oauth_client_secret = "sim-secret",
+        .token_ttl = 3600,
         .seed = 1,
     };
     unsigned long long u;
@@ -193,6 +206,30 @@ int main(int argc, char **argv)
             if (!parse_double(flag_value(argc, argv, &i, "--malformed-rate"), 0, 1, false,
                               &opt.malformed_rate))
                 return bad("--malformed-rate must be 0..1", a);
+        } else if (is_flag(a, "--laposte-api-key")) {
+            if ((v = flag_value(argc, argv, &i, "--laposte-api-key")) == NULL || *v == '\0')
+                return bad("--laposte-api-key needs a key", a);
+            opt.laposte_api_key = v;
+        } else if (is_flag(a, "--track17-api-key")) {
+            if ((v = flag_value(argc, argv, &i, "--track17-api-key")) == NULL || *v == '\0')
+                return bad("--track17-api-key needs a key", a);
+            opt.track17_api_key = v;
+        } else if (is_flag(a, "--oauth-client-id")) {
+            if ((v = flag_value(argc, argv, &i, "--oauth-client-id")) == NULL || *v == '\0')
+                return bad("--oauth-client-id needs an id", a);
+            opt.oauth_client_id = v;
+        } else if (is_flag(a, "--oauth-client-secret")) {
+            if ((v = flag_value(argc, argv, &i, "--oauth-client-secret")) == NULL || *v == '\0')
+                return bad("--oauth-client-secret needs a secret", a);
+            opt.oauth_client_secret = v;
+        } else if (is_flag(a, "--token-ttl")) {
+            if (!parse_ulong(flag_value(argc, argv, &i, "--token-ttl"), 1, 86400, &u))
+                return bad("--token-ttl must be 1..86400 seconds", a);
+            opt.token_ttl = (unsigned)u;
+        } else if (is_flag(a, "--token-max-uses")) {
+            if (!parse_ulong(flag_value(argc, argv, &i, "--token-max-uses"), 0, 1000000, &u))
+                return bad("--token-max-uses must be 0..1000000", a);
+            opt.token_max_uses = (unsigned)u;
         } else
             return bad("unknown option", a);
     }

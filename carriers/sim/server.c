@@ -296,7 +296,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct sim_server *srv = cls;
     struct conn_state *st = *req_cls;
-    struct sim_request req = { method, url, conn };
+    struct sim_request req = { method, url, conn, "", 0 };
     struct sim_response resp = { 0 };
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -323,6 +323,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (st->body != NULL) {
+        req.body = st->body;
+        req.body_len = st->len;
     }
     if (st->too_large)
         sim_respond_problem(&resp, 413, "Payload Too Large", "Request body over 1 MiB.");

@@ -24,11 +24,17 @@ struct sim_options {
     unsigned port;              /* 0 = any free port */
     double speed;               /* journey seconds per real second */
     const char *dhl_api_key;    /* accepted DHL-API-Key */
+    const char *laposte_api_key; /* accepted X-Okapi-Key */
+    const char *track17_api_key; /* accepted 17token */
     uint64_t seed;              /* seeds the fault knobs */
     unsigned latency_ms;        /* added to every carrier request */
     double error_rate;          /* probability of a 500 */
     double rate_429;            /* probability of a 429 with Retry-After: 1 */
     double malformed_rate;      /* probability of a truncated JSON body */
+    const char *oauth_client_id;     /* accepted OAuth2 client id (all OAuth carriers) */
+    const char *oauth_client_secret; /* and its secret */
+    unsigned token_ttl;              /* seconds (wall clock) an issued token lives */
+    unsigned token_max_uses;         /* 0 = unlimited; else a token answers 401 after N uses */
 };
 
 /* One incoming request, as strings. The server implements the lookups. */
@@ -36,6 +42,8 @@ struct sim_request {
     const char *method;
     const char *path;           /* without the query string */
     void *conn;                 /* server-private */
+    const char *body;           /* request body, NUL-terminated ("" when none) */
+    size_t body_len;
 };
 
 /* Value of a query parameter or request header (case-insensitive name), or NULL. */
@@ -88,6 +96,23 @@ void sim_respond_problem(struct sim_response *resp, unsigned status, const char 
                          const char *detail);
 /* Add a static header to a response (ignored beyond SIM_MAX_RESP_HEADERS). */
 void sim_response_header(struct sim_response *resp, const char *name, const char *value);
+
+/* --- OAuth2 client-credentials tokens, shared by the OAuth carriers (oauth.c) --- */
+
+/* True when id/secret are the configured client credentials. */
+bool sim_oauth_client_ok(const struct sim_env *env, const char *id, const char *secret);
+/* Issue a new token for carrier into buf (cap >= 64); *expires_in gets its
+ * lifetime in seconds. Returns false when the token table is full. */
+bool sim_oauth_issue(const struct sim_env *env, const char *carrier, char *buf, size_t cap,
+                     long *expires_in);
+/* True when `authorization` is "Bearer T" with T issued for carrier, not
+ * expired, and not used up (each call counts as one use). */
+bool sim_oauth_valid(const struct sim_env *env, const char *carrier, const char *authorization);
+/* Decode HTTP basic credentials ("Basic base64(id:secret)") into id/secret. */
+bool sim_basic_auth(const char *authorization, char *id, size_t idcap, char *secret,
+                    size_t secretcap);
+/* Value of key in an application/x-www-form-urlencoded body, decoded into buf. */
+bool sim_form_value(const char *body, const char *key, char *buf, size_t cap);
 
 /* "YYYY-MM-DDTHH:MM:SSZ" of t into buf[21]. */
 const char *sim_iso_utc(time_t t, char buf[21]);
