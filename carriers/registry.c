@@ -10,9 +10,11 @@
 #include "carrier.h"
 
 extern const struct carrier_def carrier_dhl;
+extern const struct carrier_def carrier_usps;
 
 const struct carrier_def *const carrier_defs[] = {
     &carrier_dhl,
+    &carrier_usps,
 };
 
 const size_t carrier_defs_count = sizeof(carrier_defs) / sizeof(carrier_defs[0]);

@@ -33,10 +33,12 @@
 #define SIM_UPLOAD_MAX (1024 * 1024) /* request bodies above this get 413 */
 
 extern const struct sim_carrier sim_carrier_dhl;
+extern const struct sim_carrier sim_carrier_usps;
 
 /* Every carrier the simulator speaks; add one line per new sim_<name>.c. */
 const struct sim_carrier *const sim_carriers[] = {
     &sim_carrier_dhl,
+    &sim_carrier_usps,
 };
 
 const size_t sim_carriers_count = sizeof(sim_carriers) / sizeof(sim_carriers[0]);
