@@ -701,7 +701,7 @@ static enum st_err lp_parse_response(const struct carrier_ctx *ctx, long http_st
         fail_all(results, n, rc, err);
         return rc;
     }
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         rc = st_fail(err, errlen, ST_PERMANENT,
                      "laposte: body is not JSON (line %d, column %d: %s)", jerr.line,
