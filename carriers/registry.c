@@ -10,11 +10,13 @@
 #include "carrier.h"
 
 extern const struct carrier_def carrier_dhl;
+extern const struct carrier_def carrier_laposte;
 extern const struct carrier_def carrier_ups;
 extern const struct carrier_def carrier_usps;
 
 const struct carrier_def *const carrier_defs[] = {
     &carrier_dhl,
+    &carrier_laposte,
     &carrier_ups,
     &carrier_usps,
 };

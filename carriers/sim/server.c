@@ -33,12 +33,14 @@
 #define SIM_UPLOAD_MAX (1024 * 1024) /* request bodies above this get 413 */
 
 extern const struct sim_carrier sim_carrier_dhl;
+extern const struct sim_carrier sim_carrier_laposte;
 extern const struct sim_carrier sim_carrier_ups;
 extern const struct sim_carrier sim_carrier_usps;
 
 /* Every carrier the simulator speaks; add one line per new sim_<name>.c. */
 const struct sim_carrier *const sim_carriers[] = {
     &sim_carrier_dhl,
+    &sim_carrier_laposte,
     &sim_carrier_ups,
     &sim_carrier_usps,
 };
