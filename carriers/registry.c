@@ -13,12 +13,14 @@ extern const struct carrier_def carrier_dhl;
 extern const struct carrier_def carrier_laposte;
 extern const struct carrier_def carrier_ups;
 extern const struct carrier_def carrier_usps;
+extern const struct carrier_def carrier_fedex;
 
 const struct carrier_def *const carrier_defs[] = {
     &carrier_dhl,
     &carrier_laposte,
     &carrier_ups,
     &carrier_usps,
+    &carrier_fedex,
 };
 
 const size_t carrier_defs_count = sizeof(carrier_defs) / sizeof(carrier_defs[0]);
