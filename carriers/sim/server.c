@@ -36,6 +36,7 @@ extern const struct sim_carrier sim_carrier_dhl;
 extern const struct sim_carrier sim_carrier_laposte;
 extern const struct sim_carrier sim_carrier_ups;
 extern const struct sim_carrier sim_carrier_usps;
+extern const struct sim_carrier sim_carrier_fedex;
 
 /* Every carrier the simulator speaks; add one line per new sim_<name>.c. */
 const struct sim_carrier *const sim_carriers[] = {
@@ -43,6 +44,7 @@ const struct sim_carrier *const sim_carriers[] = {
     &sim_carrier_laposte,
     &sim_carrier_ups,
     &sim_carrier_usps,
+    &sim_carrier_fedex,
 };
 
 const size_t sim_carriers_count = sizeof(sim_carriers) / sizeof(sim_carriers[0]);
