@@ -13,6 +13,7 @@ extern const struct carrier_def carrier_dhl;
 extern const struct carrier_def carrier_laposte;
 extern const struct carrier_def carrier_ups;
 extern const struct carrier_def carrier_usps;
+extern const struct carrier_def carrier_track17;
 extern const struct carrier_def carrier_fedex;
 
 const struct carrier_def *const carrier_defs[] = {
@@ -20,6 +21,7 @@ const struct carrier_def *const carrier_defs[] = {
     &carrier_laposte,
     &carrier_ups,
     &carrier_usps,
+    &carrier_track17,
     &carrier_fedex,
 };
 
