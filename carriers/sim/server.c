@@ -34,6 +34,7 @@
 
 extern const struct sim_carrier sim_carrier_dhl;
 extern const struct sim_carrier sim_carrier_laposte;
+extern const struct sim_carrier sim_carrier_track17;
 extern const struct sim_carrier sim_carrier_ups;
 extern const struct sim_carrier sim_carrier_usps;
 extern const struct sim_carrier sim_carrier_fedex;
@@ -42,6 +43,7 @@ extern const struct sim_carrier sim_carrier_fedex;
 const struct sim_carrier *const sim_carriers[] = {
     &sim_carrier_dhl,
     &sim_carrier_laposte,
+    &sim_carrier_track17,
     &sim_carrier_ups,
     &sim_carrier_usps,
     &sim_carrier_fedex,
