@@ -627,8 +627,9 @@ static void stop(void)
     curl_global_cleanup();
 }
 
-Test(usps_sim, planned_bodies_parse_into_the_journeys, .init = start_default, .fini = stop,
-     .timeout = 120)
+TestSuite(usps_sim, .timeout = 120);
+
+Test(usps_sim, planned_bodies_parse_into_the_journeys, .init = start_default, .fini = stop)
 {
     json_t *plan = run_plan("27", "7"), *p;
     struct carrier_token tok;
@@ -693,7 +694,7 @@ Test(usps_sim, planned_bodies_parse_into_the_journeys, .init = start_default, .f
     json_decref(plan);
 }
 
-Test(usps_sim, auth_failures, .init = start_default, .fini = stop, .timeout = 60)
+Test(usps_sim, auth_failures, .init = start_default, .fini = stop)
 {
     json_t *plan = run_plan("1", "3");
     const char *number = str(json_array_get(plan, 0), "tracking_number");
@@ -728,7 +729,7 @@ Test(usps_sim, auth_failures, .init = start_default, .fini = stop, .timeout = 60
     json_decref(plan);
 }
 
-Test(usps_sim, tokens_wear_out, .init = start_two_uses, .fini = stop, .timeout = 60)
+Test(usps_sim, tokens_wear_out, .init = start_two_uses, .fini = stop)
 {
     json_t *plan = run_plan("1", "5");
     const char *number = str(json_array_get(plan, 0), "tracking_number");
@@ -772,7 +773,7 @@ static bool valid_number(unsigned long long serial, char out[32])
     return false;
 }
 
-Test(usps_sim, unknown_numbers_are_not_found, .init = start_default, .fini = stop, .timeout = 60)
+Test(usps_sim, unknown_numbers_are_not_found, .init = start_default, .fini = stop)
 {
     struct carrier_token tok;
     struct track_result res;
