@@ -562,8 +562,9 @@ static void item_prefix(json_t *root, size_t k, char *out, size_t cap)
 }
 
 /* Parse a 200/207 answer (an object, or an array of them) into results[0..n):
- * items matched by idShip. Returns ST_OK unless the body as a whole is bad,
- * or every result failed (then the first failure's kind and message). */
+ * items matched by idShip. Returns ST_OK unless the body as a whole is bad
+ * (every result then fails alike), or every result failed on its own (then
+ * the first failure's kind and message). */
 static enum st_err parse_items(json_t *root, const char *const *numbers, size_t n,
                                struct track_result *results, char *err, size_t errlen)
 {
@@ -572,16 +573,21 @@ static enum st_err parse_items(json_t *root, const char *const *numbers, size_t 
     char prefix[32];
     const char *id;
 
-    if (!json_is_array(root) && !json_is_object(root))
-        return st_fail(err, errlen, ST_PERMANENT,
-                       "laposte: body: expected an object or an array of objects");
-    /* Every item must say which id it answers for. */
+    if (!json_is_array(root) && !json_is_object(root)) {
+        rc = st_fail(err, errlen, ST_PERMANENT,
+                     "laposte: body: expected an object or an array of objects");
+        fail_all(results, n, rc, err);
+        return rc;
+    }
+    /* Every item must say which id it answers for, else nothing can be trusted. */
     for (size_t k = 0; k < n_items; k++) {
         json_t *item = json_is_array(root) ? json_array_get(root, k) : root;
 
         item_prefix(root, k, prefix, sizeof(prefix));
-        if ((rc = item_id(item, prefix, &id, err, errlen)) != ST_OK)
+        if ((rc = item_id(item, prefix, &id, err, errlen)) != ST_OK) {
+            fail_all(results, n, rc, err);
             return rc;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         json_t *item = NULL;
@@ -711,14 +717,6 @@ static enum st_err lp_parse_response(const struct carrier_ctx *ctx, long http_st
     }
     rc = parse_items(root, numbers, n, results, err, errlen);
     json_decref(root);
-    if (rc != ST_OK) {
-        bool per_number = true;
-
-        for (size_t i = 0; i < n; i++)
-            per_number = per_number && results[i].outcome == TRACK_ERROR;
-        if (!per_number || results[0].errmsg[0] == '\0')
-            fail_all(results, n, rc, err);
-    }
     return rc;
 }
 

@@ -289,6 +289,48 @@ Test(laposte, more_than_ten_numbers_refused)
     cr_expect(strstr(err, "1 to 10") != NULL, "%s", err);
 }
 
+/* Every prefix of every fixture body, as 200 and 207, one and two numbers:
+ * never a crash, always a result per number, errors always say "laposte: ". */
+Test(laposte, truncated_fixtures_never_crash)
+{
+    static const char *const names[] = {
+        "domestic_fr", "customs_cn_fr", "customs_holds", "batch_207", "no_offsets",
+        "delivery_outcomes", "unordered_duplicates",
+    };
+    const char *numbers[2] = { "6A18234567890", "LA123456785FR" };
+    struct carrier_ctx ctx = { .api_key = "k" };
+
+    for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+        char rel[128], path[1024];
+        size_t len;
+        char *body;
+
+        snprintf(rel, sizeof(rel), "laposte/%s.response.json", names[f]);
+        body = tu_read_file(tu_fixture_path(path, sizeof(path), rel), &len);
+        for (size_t cut = 0; cut <= len; cut += 1 + cut / 64) {
+            for (size_t n = 1; n <= 2; n++) {
+                struct track_result res[2];
+                char err[256] = "";
+                enum st_err rc;
+
+                memset(res, 0, sizeof(res));
+                rc = carrier_laposte.ops->parse_response(&ctx, n == 1 ? 200 : 207, body, cut,
+                                                         numbers, n, res, err, sizeof(err));
+                for (size_t i = 0; i < n; i++) {
+                    if (res[i].outcome == TRACK_ERROR)
+                        cr_expect(strncmp(res[i].errmsg, "laposte: ", 9) == 0,
+                                  "%s cut %zu: %s", names[f], cut, res[i].errmsg);
+                    track_result_reset(&res[i]);
+                }
+                if (rc != ST_OK)
+                    cr_expect(strncmp(err, "laposte: ", 9) == 0, "%s cut %zu: %s", names[f],
+                              cut, err);
+            }
+        }
+        free(body);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* End to end against shiptrack-carrier-sim. */
 
