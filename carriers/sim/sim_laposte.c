@@ -240,10 +240,17 @@ static json_t *render_item(const struct sim_env *env, const char *id, const char
     json_t *shp;
 
     if (!lp_number_valid(id)) {
+        char shown[LP_ID_MAX + 1];
+        size_t k;
+
+        /* echoed with anything but printable ASCII as '?', so it is valid JSON text */
+        for (k = 0; id[k] != '\0' && k < LP_ID_MAX; k++)
+            shown[k] = id[k] > 0x20 && id[k] < 0x7f ? id[k] : '?';
+        shown[k] = '\0';
         *code = 400;
         return json_pack("{s:i,s:s,s:s,s:s}", "returnCode", 400, "returnMessage",
                          french ? "Numéro d'envoi invalide" : "Invalid shipment number", "lang",
-                         lang, "idShip", id);
+                         lang, "idShip", shown);
     }
     if (!journey_build("laposte", id, &j)) {
         *code = 104;
