@@ -35,7 +35,9 @@
  * Because the last four are unconfirmed, customs is also recognised from
  * locationType CUSTOMS_BROKER, delayDetail.type CLEARANCE and customs wording
  * (wording.c) on any transit-like or unknown code; label, pickup, delivery,
- * pickup-point and return codes keep their meaning. Free text refines the
+ * pickup-point and return codes keep their meaning. Customs with nothing
+ * more specific said is a hold (customs_delay) on CD, on a CLEARANCE delay
+ * and on a delivery exception, else processing. Free text refines the
  * transit codes (export = left the origin country, destination country,
  * recipient not available...) through wording.c only.
  *
@@ -174,8 +176,8 @@ static void normalize_event(enum fx_code code, const struct fx_signals *sig,
             ev->substatus = ST_SUB_RETURN_TO_SENDER;
             return;
         }
-        if (customs) {
-            customs_default(sig, sig->clearance_delay, ev);
+        if (customs) { /* an exception at customs is a hold */
+            customs_default(sig, true, ev);
             return;
         }
         /* A delivery exception is a failed attempt unless the words say worse. */
