@@ -1058,15 +1058,15 @@ static enum st_err ups_build_token_request(const struct carrier_ctx *ctx,
     if (!base64((const unsigned char *)pair, idlen + 1 + seclen, b64, sizeof(b64)))
         return st_fail(err, errlen, ST_CONFIG, "ups: client credentials too long");
     snprintf(basic, sizeof(basic), "Basic %s", b64);
-    memset(pair, 0, sizeof(pair)); /* do not leave the secret on the stack */
-    if ((rc = start_request(ctx, CARRIER_POST, "/security/v1/oauth/token", req, &o, err,
-                            errlen)) != ST_OK)
+    /* do not leave the secret on the stack; req->headers keeps the one copy */
+    explicit_bzero(pair, sizeof(pair));
+    explicit_bzero(b64, sizeof(b64));
+    rc = start_request(ctx, CARRIER_POST, "/security/v1/oauth/token", req, &o, err, errlen);
+    if (rc == ST_OK && carrier_request_header(req, "Authorization", basic, err, errlen) != ST_OK)
+        rc = ST_CONFIG;
+    explicit_bzero(basic, sizeof(basic));
+    if (rc != ST_OK)
         return rc;
-    if ((rc = carrier_request_header(req, "Authorization", basic, err, errlen)) != ST_OK) {
-        memset(basic, 0, sizeof(basic));
-        return ST_CONFIG;
-    }
-    memset(basic, 0, sizeof(basic));
     if ((rc = carrier_request_header(req, "Content-Type", "application/x-www-form-urlencoded",
                                      err, errlen)) != ST_OK ||
         (rc = carrier_request_header(req, "Accept", "application/json", err, errlen)) != ST_OK)
