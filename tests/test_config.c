@@ -36,7 +36,9 @@ Test(config, defaults_load)
     cr_expect_str_eq(cfg.log_format, "text");
     cr_expect_eq(cfg.poll_lease_ms, 5 * 60 * 1000);
     cr_expect_eq(cfg.http_max_body, 4 << 20);
-    cr_expect_null(cfg.dhl_api_key);
+    cr_expect_null(cfg.carrier[0].api_key);
+    cr_expect_eq(cfg.carrier[1].rate_per_hour, -1);
+    cr_expect_eq(cfg.poll_interval_ms, -1);
     cr_expect_not_null(cfg.worker_id);
     config_free(&cfg);
 }
@@ -99,7 +101,7 @@ Test(config, secret_from_file_and_conflict)
     close(fd);
     setenv("SHIPTRACK_DHL_API_KEY_FILE", path, 1);
     cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
-    cr_expect_str_eq(cfg.dhl_api_key, "file-key-123");
+    cr_expect_str_eq(cfg.carrier[0].api_key, "file-key-123");
     config_free(&cfg);
 
     setenv("SHIPTRACK_DHL_API_KEY", "env-key", 1);
@@ -197,4 +199,57 @@ Test(config, readme_in_sync)
               table);
     free(table);
     free(readme);
+}
+
+Test(config, rates_and_carrier_accounts)
+{
+    struct st_config cfg;
+    char err[256];
+    long long v;
+
+    cr_assert(config_parse_rate("5/s", &v) && v == 18000);
+    cr_assert(config_parse_rate("60/h", &v) && v == 60);
+    cr_assert(config_parse_rate("1/d", &v) && v == 1, "rounds up, never 0");
+    cr_assert(!config_parse_rate("5", &v));
+    cr_assert(!config_parse_rate("5/week", &v));
+    setenv("SHIPTRACK_UPS_CLIENT_ID", "ups-id", 1);
+    setenv("SHIPTRACK_UPS_RATE", "300/m", 1);
+    setenv("SHIPTRACK_LAPOSTE_DAILY_QUOTA", "0", 1);
+    cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_str_eq(config_carrier(&cfg, "ups")->client_id, "ups-id");
+    cr_expect_eq(config_carrier(&cfg, "ups")->rate_per_hour, 18000);
+    cr_expect_eq(config_carrier(&cfg, "laposte")->daily_quota, 0);
+    cr_expect_eq(config_carrier(&cfg, "fedex")->daily_quota, -1, "unset: the carrier's default");
+    cr_expect_eq(config_carrier(&cfg, "fedex")->concurrency, 8);
+    cr_expect_null(config_carrier(&cfg, "pigeon"));
+    config_free(&cfg);
+    expect_bad("SHIPTRACK_FEDEX_RATE", "fast", "a rate such as 5/s");
+}
+
+Test(config, poll_intervals_by_status)
+{
+    struct st_config cfg;
+    char err[256];
+
+    cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(config_poll_interval(&cfg, "out_for_delivery"), 30 * 60 * 1000);
+    cr_expect_eq(config_poll_interval(&cfg, "in_transit"), 3 * 3600 * 1000);
+    cr_expect_eq(config_poll_interval(&cfg, "delivered"), -1);
+    cr_expect_eq(config_poll_interval(&cfg, "expired"), -1);
+    config_free(&cfg);
+
+    setenv("SHIPTRACK_POLL_INTERVAL", "2s", 1);
+    setenv("SHIPTRACK_POLL_INTERVALS", "held=15m,out_for_delivery=5m", 1);
+    cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(config_poll_interval(&cfg, "out_for_delivery"), 5 * 60 * 1000);
+    cr_expect_eq(config_poll_interval(&cfg, "held"), 15 * 60 * 1000);
+    cr_expect_eq(config_poll_interval(&cfg, "in_transit"), 2000, "one interval for the rest");
+    cr_expect_eq(config_poll_interval(&cfg, "returned"), -1);
+    config_free(&cfg);
+    unsetenv("SHIPTRACK_POLL_INTERVAL");
+
+    expect_bad("SHIPTRACK_POLL_INTERVALS", "in_transit", "is not status=duration");
+    expect_bad("SHIPTRACK_POLL_INTERVALS", "flying=1h", "\"flying\" is not a status that is polled");
+    expect_bad("SHIPTRACK_POLL_INTERVALS", "delivered=1h", "is not a status that is polled");
+    expect_bad("SHIPTRACK_POLL_INTERVALS", "held=forever", "held: \"forever\" is not a duration");
 }

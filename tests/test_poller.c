@@ -43,6 +43,8 @@ static void configure(struct st_config *cfg)
     setenv("SHIPTRACK_POLL_INTERVAL", "1s", 1);
     setenv("SHIPTRACK_POLL_IDLE", "100ms", 1);
     setenv("SHIPTRACK_WORKER_ID", "test-poller", 1);
+    setenv("SHIPTRACK_DHL_RATE", "1000/s", 1); /* the simulator has no quota */
+    setenv("SHIPTRACK_DHL_DAILY_QUOTA", "0", 1);
     cr_assert_eq(config_load(cfg, err, sizeof(err)), ST_OK, "%s", err);
 }
 
@@ -315,6 +317,7 @@ Test(poller, sigterm_drains_in_flight_work_and_exits_0)
     char env_db[600], env_url[300], errfile[] = "/tmp/st-run-XXXXXX", *log;
     const char *env[] = { env_db, env_url, "SHIPTRACK_DHL_API_KEY=sim-dhl-key",
                           "SHIPTRACK_POLL_CONCURRENCY=4", "SHIPTRACK_POLL_BATCH=50",
+                          "SHIPTRACK_DHL_RATE=1000/s", "SHIPTRACK_DHL_DAILY_QUOTA=0",
                           "SHIPTRACK_WORKER_ID=drainer", NULL };
     pid_t pid;
     int fd, rc;

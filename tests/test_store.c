@@ -16,7 +16,7 @@
 
 static struct testdb db;
 static struct claimed ship;
-static const struct poll_policy policy = { 3600 * 1000, 6 * 3600 * 1000, 10 };
+static struct poll_policy policy;
 
 static void setup(void)
 {
@@ -24,6 +24,11 @@ static void setup(void)
     char err[256];
     bool existed;
 
+    for (int i = 0; i < ST_STATUS__COUNT; i++)
+        policy.interval_ms[i] = st_status_terminal((enum st_status)i) ? -1 : 3600 * 1000;
+    policy.retry_max_ms = 6 * 3600 * 1000;
+    policy.jitter_pct = 10;
+    policy.expire_after_ms = 30LL * 86400 * 1000;
     tdb_create(&db, true);
     cr_assert_eq(registration_prepare(&r, "dhl", "3318810025", "ana@example.com", NULL, "de",
                                       NULL, "FR", "DE", "ORD-1", err, sizeof(err)), ST_OK, "%s", err);
@@ -297,4 +302,35 @@ Test(store, outbox_announces_status_and_customs_changes_only)
     cr_expect_str_eq((s = status_now()), "in_transit/departed_facility");
     free(s);
     track_result_reset(&r);
+}
+
+Test(store, no_movement_for_too_long_expires)
+{
+    struct track_result r = { 0 };
+    struct store_stats st;
+    char *s;
+
+    /* an event 40 days old and nothing since: expired, polling stops */
+    tdb_exec(db.conn, "UPDATE shipments SET created_at = now() - interval '45 days'");
+    add(&r, "2020-01-02T08:00:00+01:00", ST_STATUS_IN_TRANSIT, ST_SUB_PICKED_UP, "transit", "Picked up");
+    r.events[0].occurred_at = time(NULL) - 40 * 86400;
+    store(&r, &st);
+    cr_expect_str_eq((s = status_now()), "expired/none");
+    free(s);
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE next_poll_at IS NULL"), 1);
+    s = tdb_scalar(db.conn, "SELECT string_agg(payload->'to'->>'status', ',' ORDER BY id) FROM outbox");
+    cr_expect_str_eq(s, "in_transit,expired");
+    free(s);
+    track_result_reset(&r);
+}
+
+Test(store, reschedule_keeps_streak_and_releases)
+{
+    char err[256];
+
+    cr_assert_eq(store_reschedule(db.conn, "test", &ship, 5000, "registered with 17TRACK", err,
+                                  sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE lease_owner IS NULL"
+                                    " AND poll_error_streak = 0 AND next_poll_at < now() + interval '6 seconds'"
+                                    " AND next_poll_at > now() + interval '4 seconds'"), 1);
 }

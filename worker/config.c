@@ -16,11 +16,42 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "status.h"
+
 #define O(f) offsetof(struct st_config, f)
 #define MS_S 1000LL
 #define MS_MIN (60 * MS_S)
 #define MS_H (60 * MS_MIN)
 #define MS_D (24 * MS_H)
+
+const char *const config_carrier_names[CONFIG_CARRIERS] = {
+    "dhl", "ups", "fedex", "usps", "laposte", "track17",
+};
+
+/* Keys every carrier account has. */
+#define CARRIER_COMMON(UP, I)                                                                     \
+    { "SHIPTRACK_" UP "_BASE_URL", CFG_URL, NULL, 0, 0, NULL, 0,                                  \
+      "API base URL (default: the carrier's production endpoint)", O(carrier[I].base_url) },     \
+    { "SHIPTRACK_" UP "_RATE", CFG_RATE, NULL, 1, 3600LL * 100000, NULL, 0,                       \
+      "request rate limit of this account, e.g. 5/s or 60/h (default: the carrier's documented " \
+      "limit)", O(carrier[I].rate_per_hour) },                                                    \
+    { "SHIPTRACK_" UP "_DAILY_QUOTA", CFG_INT, NULL, 0, 1000000000, NULL, 0,                      \
+      "requests per UTC day shared by all pollers, 0 = unlimited (default: the carrier's plan)",  \
+      O(carrier[I].daily_quota) },                                                                \
+    { "SHIPTRACK_" UP "_CONCURRENCY", CFG_INT, "8", 1, 256, NULL, 0,                              \
+      "requests in flight to this carrier per poller process", O(carrier[I].concurrency) }
+
+/* An API-key carrier's key. */
+#define CARRIER_KEY(UP, I, HELP)                                                                  \
+    { "SHIPTRACK_" UP "_API_KEY", CFG_STRING, NULL, 0, 0, NULL, CFG_SECRET, HELP,                 \
+      O(carrier[I].api_key) }
+
+/* An OAuth2 carrier's client credentials. */
+#define CARRIER_OAUTH(UP, I)                                                                      \
+    { "SHIPTRACK_" UP "_CLIENT_ID", CFG_STRING, NULL, 0, 0, NULL, 0,                              \
+      "OAuth2 client id (client-credentials grant)", O(carrier[I].client_id) },                   \
+    { "SHIPTRACK_" UP "_CLIENT_SECRET", CFG_STRING, NULL, 0, 0, NULL, CFG_SECRET,                 \
+      "OAuth2 client secret", O(carrier[I].client_secret) }
 
 const struct cfg_param config_params[] = {
     { "SHIPTRACK_DATABASE_URL", CFG_URL, "postgresql:///shiptrack", 0, 0, NULL, CFG_URL_PASSWORD,
@@ -44,24 +75,51 @@ const struct cfg_param config_params[] = {
       O(poll_lease_ms) },
     { "SHIPTRACK_POLL_IDLE", CFG_DURATION, "2s", 50, 1 * MS_MIN, NULL, 0,
       "wait before looking again when no shipment is due", O(poll_idle_ms) },
-    { "SHIPTRACK_POLL_INTERVAL", CFG_DURATION, "3h", 1 * MS_S, 7 * MS_D, NULL, 0,
-      "time between polls of a shipment that is not terminal", O(poll_interval_ms) },
+    { "SHIPTRACK_POLL_INTERVAL", CFG_DURATION, NULL, 1 * MS_S, 7 * MS_D, NULL, 0,
+      "one poll interval for every status that is not terminal (default: the per-status table "
+      "in the README)", O(poll_interval_ms) },
     { "SHIPTRACK_POLL_RETRY_MAX", CFG_DURATION, "6h", 1 * MS_S, 7 * MS_D, NULL, 0,
       "cap of the exponential backoff after failed polls of one shipment", O(poll_retry_max_ms) },
     { "SHIPTRACK_POLL_JITTER", CFG_INT, "10", 0, 50, NULL, 0,
       "random spread, in percent, added to every poll interval and backoff", O(poll_jitter_pct) },
+    { "SHIPTRACK_BREAKER_FAILURES", CFG_INT, "50", 1, 100, NULL, 0,
+      "a carrier's circuit breaker opens when this percentage of its recent requests failed",
+      O(breaker_failure_pct) },
+    { "SHIPTRACK_BREAKER_MIN_REQUESTS", CFG_INT, "10", 1, 1000, NULL, 0,
+      "recent requests (a window of twice this many) needed before the breaker may open",
+      O(breaker_min_requests) },
+    { "SHIPTRACK_BREAKER_COOLDOWN", CFG_DURATION, "30s", 100, 1 * MS_H, NULL, 0,
+      "first wait before an open breaker lets one probe request through (doubles while probes "
+      "fail, up to 10 minutes)", O(breaker_cooldown_ms) },
     { "SHIPTRACK_HTTP_CONNECT_TIMEOUT", CFG_DURATION, "10s", 100, 2 * MS_MIN, NULL, 0,
       "connect timeout for carrier requests", O(http_connect_timeout_ms) },
     { "SHIPTRACK_HTTP_TIMEOUT", CFG_DURATION, "30s", 500, 10 * MS_MIN, NULL, 0,
       "total timeout for one carrier request", O(http_timeout_ms) },
     { "SHIPTRACK_HTTP_MAX_BODY", CFG_SIZE, "4MiB", 1024, 64LL << 20, NULL, 0,
       "largest carrier response accepted; bigger ones fail the poll", O(http_max_body) },
-    { "SHIPTRACK_DHL_API_KEY", CFG_STRING, NULL, 0, 0, NULL, CFG_SECRET,
-      "DHL Shipment Tracking - Unified API key (header DHL-API-Key)", O(dhl_api_key) },
-    { "SHIPTRACK_DHL_BASE_URL", CFG_URL, "https://api-eu.dhl.com", 0, 0, NULL, 0,
-      "DHL Unified API base URL", O(dhl_base_url) },
+    { "SHIPTRACK_POLL_INTERVALS", CFG_MAP, NULL, 1 * MS_S, 7 * MS_D, NULL, 0,
+      "per-status poll intervals overriding the built-in table, e.g. "
+      "in_transit=4h,out_for_delivery=15m", O(poll_intervals) },
+    { "SHIPTRACK_EXPIRE_AFTER", CFG_DURATION, "30d", 1 * MS_H, 365 * MS_D, NULL, 0,
+      "a shipment with no carrier movement for this long becomes expired and is no longer polled",
+      O(expire_after_ms) },
+    CARRIER_KEY("DHL", 0, "DHL Shipment Tracking - Unified API key (header DHL-API-Key)"),
+    CARRIER_COMMON("DHL", 0),
     { "SHIPTRACK_DHL_LANGUAGE", CFG_STRING, "en", 0, 0, NULL, 0,
-      "language DHL is asked to describe events in (ISO 639-1)", O(dhl_language) },
+      "language DHL is asked to describe events in (ISO 639-1)", O(carrier[0].language) },
+    CARRIER_OAUTH("UPS", 1),
+    CARRIER_COMMON("UPS", 1),
+    CARRIER_OAUTH("FEDEX", 2),
+    CARRIER_COMMON("FEDEX", 2),
+    CARRIER_OAUTH("USPS", 3),
+    CARRIER_COMMON("USPS", 3),
+    CARRIER_KEY("LAPOSTE", 4, "La Poste Okapi API key (header X-Okapi-Key)"),
+    CARRIER_COMMON("LAPOSTE", 4),
+    { "SHIPTRACK_LAPOSTE_LANGUAGE", CFG_STRING, "fr", 0, 0, NULL, 0,
+      "language La Poste is asked to describe events in (fr, en, de, es, it, nl)",
+      O(carrier[4].language) },
+    CARRIER_KEY("TRACK17", 5, "17TRACK API key (header 17token)"),
+    CARRIER_COMMON("TRACK17", 5),
 };
 
 const size_t config_params_count = sizeof(config_params) / sizeof(config_params[0]);
@@ -131,6 +189,60 @@ bool config_parse_size(const char *s, long long *bytes)
     return false;
 }
 
+bool config_parse_rate(const char *s, long long *per_hour)
+{
+    static const struct { const char *u; long long mul, div; } units[] = {
+        { "/s", 3600, 1 }, { "/m", 60, 1 }, { "/h", 1, 1 }, { "/d", 1, 24 },
+    };
+    const char *unit;
+    long long n;
+
+    if (s == NULL || !parse_number_unit(s, &n, &unit))
+        return false;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(unit, units[i].u) == 0) {
+            if (!mul_ok(n, units[i].mul, per_hour))
+                return false;
+            *per_hour = (*per_hour + units[i].div - 1) / units[i].div; /* round up: never 0 */
+            return true;
+        }
+    return false;
+}
+
+/* Validate a status=duration list; the first problem goes into err. */
+static bool valid_interval_map(const char *s, const struct cfg_param *p, char *err, size_t errlen)
+{
+    while (*s != '\0') {
+        size_t len = strcspn(s, ","), eq;
+        char name[32], dur[32];
+        enum st_status st;
+        long long ms;
+
+        eq = strcspn(s, "=");
+        if (eq >= len || eq == 0 || eq >= sizeof(name) || len - eq - 1 >= sizeof(dur) ||
+            len - eq - 1 == 0) {
+            snprintf(err, errlen, "\"%.*s\" is not status=duration", (int)(len > 40 ? 40 : len), s);
+            return false;
+        }
+        memcpy(name, s, eq);
+        name[eq] = '\0';
+        memcpy(dur, s + eq + 1, len - eq - 1);
+        dur[len - eq - 1] = '\0';
+        if (!st_status_parse(name, &st) || st_status_terminal(st)) {
+            snprintf(err, errlen, "\"%s\" is not a status that is polled", name);
+            return false;
+        }
+        if (!config_parse_duration(dur, &ms) || ms < p->min || ms > p->max) {
+            snprintf(err, errlen, "%s: \"%s\" is not a duration from 1s to 7d", name, dur);
+            return false;
+        }
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    return true;
+}
+
 /* True when word (of length n) is one of the '|'-separated choices. */
 static bool in_choices(const char *choices, const char *word, size_t n)
 {
@@ -169,6 +281,8 @@ static const char *type_form(const struct cfg_param *p, char *buf, size_t cap)
     case CFG_LIST: snprintf(buf, cap, "a comma-separated list of %s", p->choices); return buf;
     case CFG_DURATION: return "a duration such as 500ms, 30s, 5m, 2h or 7d";
     case CFG_SIZE: return "a size such as 65536, 64KiB or 4MiB";
+    case CFG_RATE: return "a rate such as 5/s, 300/m, 60/h or 250/d";
+    case CFG_MAP: return "a list such as in_transit=4h,out_for_delivery=15m";
     }
     return "?";
 }
@@ -182,6 +296,10 @@ static void fmt_bound(const struct cfg_param *p, long long v, char *buf, size_t 
         else if (v % MS_MIN == 0) snprintf(buf, cap, "%lldm", v / MS_MIN);
         else if (v % MS_S == 0) snprintf(buf, cap, "%llds", v / MS_S);
         else snprintf(buf, cap, "%lldms", v);
+    } else if (p->type == CFG_RATE) {
+        if (v % 3600 == 0) snprintf(buf, cap, "%lld/s", v / 3600);
+        else if (v % 60 == 0) snprintf(buf, cap, "%lld/m", v / 60);
+        else snprintf(buf, cap, "%lld/h", v);
     } else if (p->type == CFG_SIZE) {
         if (v % (1LL << 30) == 0) snprintf(buf, cap, "%lldGiB", v >> 30);
         else if (v % (1LL << 20) == 0) snprintf(buf, cap, "%lldMiB", v >> 20);
@@ -189,6 +307,13 @@ static void fmt_bound(const struct cfg_param *p, long long v, char *buf, size_t 
         else snprintf(buf, cap, "%lld", v);
     } else
         snprintf(buf, cap, "%lld", v);
+}
+
+/* True for keys stored as long long. */
+static bool is_number(const struct cfg_param *p)
+{
+    return p->type == CFG_INT || p->type == CFG_DURATION || p->type == CFG_SIZE ||
+           p->type == CFG_RATE;
 }
 
 /* Validate `val` for p and store it in cfg. */
@@ -244,10 +369,21 @@ static enum st_err set_value(struct st_config *cfg, const struct cfg_param *p, c
                            type_form(p, form, sizeof(form)));
         break;
     }
+    case CFG_MAP: {
+        char why[160];
+
+        if (strlen(val) > 1024 || !valid_interval_map(val, p, why, sizeof(why)))
+            return st_fail(err, errlen, ST_CONFIG, "%s: %s; expected %s", from,
+                           strlen(val) > 1024 ? "longer than 1024 bytes" : why,
+                           type_form(p, form, sizeof(form)));
+        break;
+    }
     case CFG_DURATION:
-    case CFG_SIZE: {
+    case CFG_SIZE:
+    case CFG_RATE: {
         bool ok = p->type == CFG_DURATION ? config_parse_duration(val, &n)
-                                          : config_parse_size(val, &n);
+                  : p->type == CFG_SIZE   ? config_parse_size(val, &n)
+                                          : config_parse_rate(val, &n);
 
         if (!ok)
             return st_fail(err, errlen, ST_CONFIG, "%s: \"%.64s\" is not %s", from, val,
@@ -262,7 +398,7 @@ static enum st_err set_value(struct st_config *cfg, const struct cfg_param *p, c
     }
     }
 
-    if (p->type == CFG_INT || p->type == CFG_DURATION || p->type == CFG_SIZE) {
+    if (is_number(p)) {
         *(long long *)((char *)cfg + p->off) = n;
         return ST_OK;
     }
@@ -343,8 +479,11 @@ enum st_err config_load(struct st_config *cfg, char *err, size_t errlen)
             cfg->source[i] = 1;
         } else if (p->def != NULL) {
             rc = set_value(cfg, p, p->def, p->key, err, errlen);
-        } else
+        } else {
+            if (is_number(p)) /* unset: the built-in default of whoever reads it */
+                *(long long *)((char *)cfg + p->off) = -1;
             rc = ST_OK;
+        }
         if (rc != ST_OK) {
             config_free(cfg);
             return rc;
@@ -368,7 +507,7 @@ void config_free(struct st_config *cfg)
     for (size_t i = 0; i < config_params_count; i++) {
         const struct cfg_param *p = &config_params[i];
 
-        if (p->type != CFG_INT && p->type != CFG_DURATION && p->type != CFG_SIZE) {
+        if (!is_number(p)) {
             char **s = (char **)((char *)cfg + p->off);
             free(*s);
             *s = NULL;
@@ -403,9 +542,11 @@ static const char *display_value(const struct st_config *cfg, const struct cfg_p
 {
     const void *field = (const char *)cfg + p->off;
 
-    if (p->type == CFG_INT || p->type == CFG_DURATION || p->type == CFG_SIZE) {
+    if (is_number(p)) {
         long long v = *(const long long *)field;
 
+        if (v == -1 && p->def == NULL)
+            return "(default)";
         if (p->type == CFG_INT)
             snprintf(buf, cap, "%lld", v);
         else
@@ -470,8 +611,10 @@ void config_print_markdown(FILE *f)
         case CFG_LIST: type = "list"; snprintf(bounds, sizeof(bounds), "`%s`", p->choices); break;
         case CFG_DURATION: type = "duration"; break;
         case CFG_SIZE: type = "size"; break;
+        case CFG_RATE: type = "rate"; break;
+        case CFG_MAP: type = "status=duration list"; break;
         }
-        if (p->type == CFG_INT || p->type == CFG_DURATION || p->type == CFG_SIZE) {
+        if (is_number(p)) {
             fmt_bound(p, p->min, lo, sizeof(lo));
             fmt_bound(p, p->max, hi, sizeof(hi));
             snprintf(bounds, sizeof(bounds), "%s to %s", lo, hi);
@@ -499,4 +642,56 @@ bool config_has_role(const struct st_config *cfg, const char *role)
             s++;
     }
     return false;
+}
+
+const struct carrier_conf *config_carrier(const struct st_config *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < CONFIG_CARRIERS; i++)
+        if (strcmp(config_carrier_names[i], name) == 0)
+            return &cfg->carrier[i];
+    return NULL;
+}
+
+/* Built-in cadence: often when something is about to happen, rarely when
+ * nothing will for days. */
+static const struct {
+    const char *status;
+    long long ms;
+} default_intervals[] = {
+    { "pending", 1 * MS_H },            { "not_found", 6 * MS_H },
+    { "info_received", 6 * MS_H },      { "in_transit", 3 * MS_H },
+    { "held", 2 * MS_H },               { "out_for_delivery", 30 * MS_MIN },
+    { "attempt_failed", 2 * MS_H },     { "available_for_pickup", 6 * MS_H },
+    { "exception", 3 * MS_H },          { "returning", 6 * MS_H },
+};
+
+long long config_poll_interval(const struct st_config *cfg, const char *status)
+{
+    enum st_status st;
+    const char *s = cfg->poll_intervals;
+    size_t n = strlen(status);
+
+    if (!st_status_parse(status, &st) || st_status_terminal(st))
+        return -1;
+    while (s != NULL && *s != '\0') { /* validated at load */
+        size_t len = strcspn(s, ",");
+        long long ms;
+
+        if (strncmp(s, status, n) == 0 && s[n] == '=') {
+            char dur[32];
+
+            snprintf(dur, sizeof(dur), "%.*s", (int)(len - n - 1), s + n + 1);
+            if (config_parse_duration(dur, &ms))
+                return ms;
+        }
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    if (cfg->poll_interval_ms > 0)
+        return cfg->poll_interval_ms;
+    for (size_t i = 0; i < sizeof(default_intervals) / sizeof(default_intervals[0]); i++)
+        if (strcmp(default_intervals[i].status, status) == 0)
+            return default_intervals[i].ms;
+    return 3 * MS_H;
 }

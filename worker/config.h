@@ -24,7 +24,9 @@ enum cfg_type {
     CFG_ENUM,     /* one of the '|'-separated choices */
     CFG_LIST,     /* comma-separated subset of the choices */
     CFG_DURATION, /* 500ms, 30s, 5m, 2h, 7d (bare number = seconds); stored in ms */
-    CFG_SIZE      /* 512, 64KiB, 4MiB, 1GiB; stored in bytes */
+    CFG_SIZE,     /* 512, 64KiB, 4MiB, 1GiB; stored in bytes */
+    CFG_RATE,     /* N/s, N/m, N/h or N/d; stored in requests per hour */
+    CFG_MAP       /* name=duration pairs, comma-separated (validated by config.c) */
 };
 
 #define CFG_SECRET 0x1u   /* masked in output; also readable from KEY_FILE */
@@ -41,8 +43,26 @@ struct cfg_param {
     size_t off;           /* offsetof(struct st_config, field) */
 };
 
+/* The carriers configuration knows, in carrier_defs order of their names. */
+#define CONFIG_CARRIERS 6
+extern const char *const config_carrier_names[CONFIG_CARRIERS];
+
+/* One carrier account's settings. Numbers read -1 when unset: the carrier's
+ * own default (carriers/<name>.c) applies. */
+struct carrier_conf {
+    char *base_url;           /* NULL: the carrier's production URL */
+    char *api_key;            /* API-key carriers */
+    char *client_id;          /* OAuth2 carriers */
+    char *client_secret;
+    char *language;           /* description language asked for, where supported */
+    long long rate_per_hour;  /* request rate limit */
+    long long daily_quota;    /* requests per UTC day, 0 = unlimited */
+    long long concurrency;    /* requests in flight per poller process */
+};
+
 /* Parsed configuration. Strings are heap-owned (config_free); ints,
- * durations (ms) and sizes (bytes) are long long. */
+ * durations (ms), sizes (bytes) and rates (per hour) are long long; numbers
+ * without a default read -1 when unset. */
 struct st_config {
     char *database_url;
     char *log_level;
@@ -57,14 +77,17 @@ struct st_config {
     long long poll_interval_ms;
     long long poll_retry_max_ms;
     long long poll_jitter_pct;
+    long long breaker_failure_pct;
+    long long breaker_min_requests;
+    long long breaker_cooldown_ms;
     long long http_connect_timeout_ms;
     long long http_timeout_ms;
     long long http_max_body;
-    char *dhl_api_key;
-    char *dhl_base_url;
-    char *dhl_language;
+    char *poll_intervals;           /* status=duration overrides (SHIPTRACK_POLL_INTERVALS) */
+    long long expire_after_ms;      /* no movement for this long: status expired */
+    struct carrier_conf carrier[CONFIG_CARRIERS];
     /* where each value came from, parallel to config_params[]: 0 default, 1 env, 2 file */
-    unsigned char source[64];
+    unsigned char source[96];
 };
 
 extern const struct cfg_param config_params[];
@@ -89,6 +112,16 @@ bool config_parse_size(const char *s, long long *bytes);
 
 /* Mask the password of a URL ("postgresql://u:****@h/db") into buf. */
 const char *config_mask_url(const char *url, char *buf, size_t cap);
+
+/* Settings of a carrier by name, or NULL when configuration knows none. */
+const struct carrier_conf *config_carrier(const struct st_config *cfg, const char *name);
+
+/* Poll interval (ms) for a status name: SHIPTRACK_POLL_INTERVALS entry, else
+ * the built-in default for that status, else SHIPTRACK_POLL_INTERVAL; -1 for
+ * statuses that are never polled again (terminal). */
+long long config_poll_interval(const struct st_config *cfg, const char *status);
+
+bool config_parse_rate(const char *s, long long *per_hour);
 
 /* True when role appears in cfg->roles. */
 bool config_has_role(const struct st_config *cfg, const char *role);

@@ -1,15 +1,29 @@
 /*
  * poller.c - the poller loop.
  *
- * One pass of the loop: claim due shipments when the queue is empty, start
- * requests while fewer than SHIPTRACK_POLL_CONCURRENCY are in flight, let curl
- * move bytes, and finish every completed request (parse with the driver,
- * store in one transaction per shipment). On stop: no more claims, leases of
- * queued-but-unstarted shipments are released, in-flight requests finish and
- * are stored, then the loop returns.
+ * One pass of the loop: for each carrier that has room, claim due shipments
+ * (most urgent first) into its queue; start requests while the carrier's
+ * limits allow; let curl move bytes; finish every completed request (parse
+ * with the driver, store in one transaction per shipment). On stop: no more
+ * claims, leases of queued-but-unstarted shipments are released, in-flight
+ * requests finish and are stored, unspent quota is given back, then the loop
+ * returns.
  *
- * Wording: a "job" is one HTTP request for 1..batch_max shipments of one
- * carrier; the "queue" holds claimed shipments not yet in a job.
+ * Wording:
+ *   job      one HTTP request: a poll of 1..batch_max shipments of one carrier,
+ *            an OAuth2 token request, or an aggregator registration.
+ *   queue    a carrier's claimed shipments not yet in a job.
+ *   limits   per carrier: requests per second (token bucket, one second of
+ *            burst), requests in flight, a daily quota reserved from the
+ *            database in chunks, a pause after 429 (Retry-After), and the
+ *            circuit breaker.
+ *   breaker  closed: requests flow. Opens when, over the last 2*min_requests
+ *            requests (at least min_requests of them), the failure share
+ *            reaches the threshold; open: nothing is claimed or sent; after
+ *            the cooldown, half-open: one probe request; its success closes
+ *            the breaker, its failure opens it again with a doubled cooldown.
+ *            Failures are transport errors, 5xx and unparseable bodies; 429
+ *            is throttling, handled by the pause, not an outage.
  */
 #include "poller.h"
 
@@ -19,31 +33,71 @@
 #include <string.h>
 #include <time.h>
 
-#include "carrier.h"
 #include "db.h"
 #include "log.h"
 #include "migrate.h"
 #include "store.h"
 
-/* A carrier as this process uses it: driver, credentials, back-pressure. */
+#define MAX_SLOTS 16
+#define WINDOW_MAX 256          /* breaker window cap (2 * min_requests) */
+#define TOKEN_SAFETY_MS 60000   /* refresh a token this long before it expires */
+#define QUOTA_CHUNK_MAX 20      /* requests reserved per database round trip */
+#define AUTH_RETRIES_MAX 1      /* re-queues after a 401 with a fresh token */
+
+enum breaker_state { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
+
+static const char *const breaker_names[] = { "closed", "open", "half-open" };
+
+/* A carrier as this process uses it: driver, credentials, limits, state. */
 struct carrier_slot {
     const struct carrier_def *def;
     struct carrier_ctx ctx;
-    bool enabled;          /* credentials configured */
-    long long pause_until; /* ms clock: no new requests before (429 Retry-After) */
+    bool enabled;                   /* credentials configured */
+    struct claimed *queue;          /* claimed, not started */
+    size_t queued, queue_cap;
+    struct claimed *to_register;    /* waiting for an aggregator registration */
+    size_t n_register, register_cap;
+    unsigned inflight, concurrency;
+    /* rate: token bucket */
+    double rate_per_sec, tokens;
+    long long refill_ms;
+    /* daily quota (0 = unlimited), reserved from carrier_quota in chunks */
+    long long daily_quota;
+    long long quota_left;           /* reserved and not yet spent */
+    long quota_day;                 /* UTC day number of the reservation */
+    bool quota_exhausted;           /* nothing more to reserve today */
+    long long pause_until;          /* ms clock: 429 Retry-After */
+    /* OAuth2 */
+    char token[CARRIER_TOKEN_MAX];
+    long long token_expires_ms;     /* ms clock; 0 = no token */
+    long long token_obtained_ms;    /* ms clock of the current token */
+    bool token_fetching;
+    long long token_retry_ms;       /* no new token request before this */
+    /* breaker */
+    enum breaker_state breaker;
+    long long breaker_until;
+    long long cooldown_ms;
+    bool probe_inflight;
+    unsigned char window[WINDOW_MAX]; /* 1 = failure */
+    size_t window_n, window_pos;
+    long long next_claim_ms;
 };
 
+enum job_kind { JOB_POLL, JOB_TOKEN, JOB_REGISTER };
+
 struct job {
+    enum job_kind kind;
     struct carrier_slot *slot;
     struct claimed items[CARRIER_MAX_BATCH];
     size_t n;
     struct carrier_request req;
     struct curl_slist *headers;
     CURL *easy;
-    char *body;            /* response body, capped at max_body */
+    char *body;                     /* response body, capped at max_body */
     size_t len, cap, max_body;
     bool too_big;
-    long retry_after_s;    /* from a Retry-After header, -1 if none */
+    bool probe;                     /* the half-open breaker's probe */
+    long retry_after_s;             /* from a Retry-After header, -1 if none */
     long long started_ms;
 };
 
@@ -53,13 +107,10 @@ struct poller {
     struct poller_totals *totals;
     PGconn *conn;
     CURLM *multi;
-    struct carrier_slot slots[16];
+    struct carrier_slot slots[MAX_SLOTS];
     size_t n_slots;
-    struct claimed *queue;  /* claimed, not started */
-    size_t queued, queue_cap;
     size_t inflight;
     struct poll_policy policy;
-    long long next_claim_ms;
     long long next_partitions_ms;
 };
 
@@ -71,48 +122,66 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Credentials and endpoints of each carrier, from the configuration. */
+/* UTC day number, for quota days. */
+static long utc_day(void)
+{
+    return (long)(time(NULL) / 86400);
+}
+
+bool poller_carrier_configured(const struct st_config *cfg, const struct carrier_def *def)
+{
+    const struct carrier_conf *cc = config_carrier(cfg, def->name);
+
+    if (cc == NULL)
+        return false;
+    if (def->auth == CARRIER_AUTH_OAUTH2)
+        return cc->client_id != NULL && cc->client_secret != NULL;
+    return cc->api_key != NULL;
+}
+
+/* Credentials, endpoints and limits of each carrier, from the configuration. */
 static void setup_slots(struct poller *p)
 {
     const struct st_config *cfg = p->cfg;
 
-    for (size_t i = 0; i < carrier_defs_count && p->n_slots < 16; i++) {
+    for (size_t i = 0; i < carrier_defs_count && p->n_slots < MAX_SLOTS; i++) {
         const struct carrier_def *def = carrier_defs[i];
+        const struct carrier_conf *cc = config_carrier(cfg, def->name);
         struct carrier_slot *s = &p->slots[p->n_slots++];
 
         memset(s, 0, sizeof(*s));
         s->def = def;
-        if (strcmp(def->name, "dhl") == 0) {
-            s->ctx.base_url = cfg->dhl_base_url;
-            s->ctx.api_key = cfg->dhl_api_key;
-            s->ctx.language = cfg->dhl_language;
-            s->enabled = cfg->dhl_api_key != NULL;
+        s->enabled = poller_carrier_configured(cfg, def);
+        if (cc != NULL) {
+            s->ctx.base_url = cc->base_url ? cc->base_url : def->default_base_url;
+            s->ctx.api_key = cc->api_key;
+            s->ctx.client_id = cc->client_id;
+            s->ctx.client_secret = cc->client_secret;
+            s->ctx.language = cc->language;
+            s->rate_per_sec = cc->rate_per_hour > 0 ? (double)cc->rate_per_hour / 3600.0
+                                                    : def->rate_per_sec;
+            s->daily_quota = cc->daily_quota >= 0 ? cc->daily_quota : (long long)def->rate_per_day;
+            s->concurrency = (unsigned)(cc->concurrency > 0 ? cc->concurrency : 8);
+        } else {
+            s->ctx.base_url = def->default_base_url;
+            s->rate_per_sec = def->rate_per_sec;
+            s->daily_quota = def->rate_per_day;
+            s->concurrency = 8;
         }
-        if (!s->enabled)
+        if (s->rate_per_sec <= 0)
+            s->rate_per_sec = 1;
+        s->tokens = s->rate_per_sec < 1 ? 1 : s->rate_per_sec;
+        s->refill_ms = now_ms();
+        s->cooldown_ms = cfg->breaker_cooldown_ms;
+        if (s->enabled)
+            log_info("poller.carrier", 0, def->name,
+                     "polling %s: %.3g requests/s, daily quota %lld (0 = none), %u in flight, "
+                     "batch %u", s->ctx.base_url, s->rate_per_sec, s->daily_quota,
+                     s->concurrency, def->batch_max);
+        else
             log_info("poller.carrier", 0, def->name,
                      "no credentials configured; shipments of this carrier are not polled");
     }
-}
-
-static struct carrier_slot *find_slot(struct poller *p, const char *name)
-{
-    for (size_t i = 0; i < p->n_slots; i++)
-        if (strcmp(p->slots[i].def->name, name) == 0)
-            return &p->slots[i];
-    return NULL;
-}
-
-/* Text array literal of enabled carriers for the claim query: {dhl,ups}. */
-static void enabled_carriers(struct poller *p, char *buf, size_t cap)
-{
-    size_t o = (size_t)snprintf(buf, cap, "{");
-
-    for (size_t i = 0; i < p->n_slots && o < cap; i++)
-        if (p->slots[i].enabled)
-            o += (size_t)snprintf(buf + o, cap - o, "%s%s", o > 1 ? "," : "",
-                                  p->slots[i].def->name);
-    if (o < cap)
-        snprintf(buf + o, cap - o, "}");
 }
 
 static bool ensure_db(struct poller *p)
@@ -161,65 +230,287 @@ static void ensure_partitions(struct poller *p)
     p->next_partitions_ms = now_ms() + 3600 * 1000;
 }
 
-/* Claim up to poll_batch due shipments into the queue. */
-static void claim(struct poller *p)
+/* ---- limits ---- */
+
+/* Refill the token bucket; true when one request may start now. */
+static bool rate_ok(struct carrier_slot *s)
 {
-    char carriers[512], lease[32], limit[24], err[512];
+    long long now = now_ms();
+    double cap = s->rate_per_sec < 1 ? 1 : s->rate_per_sec;
+
+    s->tokens += (double)(now - s->refill_ms) * s->rate_per_sec / 1000.0;
+    if (s->tokens > cap)
+        s->tokens = cap;
+    s->refill_ms = now;
+    return s->tokens >= 1.0;
+}
+
+/* Reserve up to `want` more requests of today's quota for this process;
+ * marks the quota exhausted when nothing is left to reserve. */
+static void reserve_quota(struct poller *p, struct carrier_slot *s, long long want)
+{
+    char want_s[24], limit_s[24], err[512];
+    const char *params[3];
+    enum st_err kind;
+    PGresult *res;
+
+    snprintf(want_s, sizeof(want_s), "%lld", want);
+    snprintf(limit_s, sizeof(limit_s), "%lld", s->daily_quota);
+    params[0] = s->def->name;
+    params[1] = want_s;
+    params[2] = limit_s;
+    res = db_exec(p->conn, "create quota row",
+                  "INSERT INTO carrier_quota (carrier, day)"
+                  " VALUES ($1, (now() AT TIME ZONE 'UTC')::date) ON CONFLICT DO NOTHING",
+                  1, params, PGRES_COMMAND_OK, &kind, err, sizeof(err));
+    if (res == NULL) {
+        log_warn("quota.reserve", 0, s->def->name, "%s", err);
+        return;
+    }
+    PQclear(res);
+    /* The row lock serializes pollers; each takes what is left, up to want. */
+    res = db_exec(p->conn, "reserve quota",
+                  "WITH old AS (SELECT used FROM carrier_quota WHERE carrier = $1"
+                  "             AND day = (now() AT TIME ZONE 'UTC')::date FOR UPDATE)"
+                  " UPDATE carrier_quota q SET used = q.used + least($2::int, $3::int - old.used)"
+                  " FROM old WHERE q.carrier = $1 AND q.day = (now() AT TIME ZONE 'UTC')::date"
+                  "   AND old.used < $3::int"
+                  " RETURNING least($2::int, $3::int - old.used)",
+                  3, params, PGRES_TUPLES_OK, &kind, err, sizeof(err));
+    if (res == NULL) {
+        log_warn("quota.reserve", 0, s->def->name, "%s", err);
+        return;
+    }
+    if (PQntuples(res) == 1)
+        s->quota_left += atoll(PQgetvalue(res, 0, 0));
+    else {
+        s->quota_exhausted = true;
+        log_warn("quota.exhausted", 0, s->def->name,
+                 "daily quota of %lld requests used up; polling resumes after 00:00 UTC",
+                 s->daily_quota);
+    }
+    PQclear(res);
+}
+
+/* Give back reserved and unspent requests (shutdown). */
+static void return_quota(struct poller *p, struct carrier_slot *s)
+{
+    char n[24], err[512];
+    const char *params[2];
+    enum st_err kind;
+    PGresult *res;
+
+    if (s->daily_quota == 0 || s->quota_left <= 0 || s->quota_day != utc_day() || p->conn == NULL)
+        return;
+    snprintf(n, sizeof(n), "%lld", s->quota_left);
+    params[0] = s->def->name;
+    params[1] = n;
+    res = db_exec(p->conn, "return quota",
+                  "UPDATE carrier_quota SET used = greatest(0, used - $2::int)"
+                  " WHERE carrier = $1 AND day = (now() AT TIME ZONE 'UTC')::date",
+                  2, params, PGRES_COMMAND_OK, &kind, err, sizeof(err));
+    if (res != NULL)
+        PQclear(res);
+    s->quota_left = 0;
+}
+
+/* Requests this carrier may still make today, up to want (reserving more
+ * from the shared quota when this process's reservation runs low). */
+static long long quota_available(struct poller *p, struct carrier_slot *s, long long want)
+{
+    long long chunk;
+
+    if (s->daily_quota == 0)
+        return want;
+    if (s->quota_day != utc_day()) { /* a new UTC day: a new quota */
+        s->quota_day = utc_day();
+        s->quota_left = 0;
+        s->quota_exhausted = false;
+    }
+    if (s->quota_left < want && !s->quota_exhausted) {
+        chunk = s->daily_quota / 50; /* small chunks keep pollers fair to each other */
+        if (chunk < 1)
+            chunk = 1;
+        if (chunk > QUOTA_CHUNK_MAX)
+            chunk = QUOTA_CHUNK_MAX;
+        if (chunk < want)
+            chunk = want;
+        reserve_quota(p, s, chunk - s->quota_left);
+    }
+    return s->quota_left < want ? s->quota_left : want;
+}
+
+/* ---- the circuit breaker ---- */
+
+static void breaker_set(struct poller *p, struct carrier_slot *s, enum breaker_state to,
+                        const char *why)
+{
+    if (s->breaker == to)
+        return;
+    if (to == BREAKER_OPEN)
+        p->totals->breaker_opens++;
+    log_warn("carrier.breaker", 0, s->def->name, "circuit breaker %s -> %s: %s",
+             breaker_names[s->breaker], breaker_names[to], why);
+    s->breaker = to;
+}
+
+/* Record one request outcome and move the breaker. */
+static void breaker_record(struct poller *p, struct carrier_slot *s, bool failed, bool probe)
+{
+    size_t window = (size_t)p->cfg->breaker_min_requests * 2, fails = 0;
+    char why[160];
+
+    if (window > WINDOW_MAX)
+        window = WINDOW_MAX;
+    if (probe) {
+        s->probe_inflight = false;
+        if (failed) {
+            s->cooldown_ms = s->cooldown_ms * 2 > 600000 ? 600000 : s->cooldown_ms * 2;
+            s->breaker_until = now_ms() + s->cooldown_ms;
+            snprintf(why, sizeof(why), "probe failed; next probe in %lld ms", s->cooldown_ms);
+            breaker_set(p, s, BREAKER_OPEN, why);
+        } else {
+            s->cooldown_ms = p->cfg->breaker_cooldown_ms;
+            s->window_n = s->window_pos = 0;
+            breaker_set(p, s, BREAKER_CLOSED, "probe succeeded");
+        }
+        return;
+    }
+    if (s->breaker != BREAKER_CLOSED)
+        return; /* answers to requests sent before it opened */
+    s->window[s->window_pos] = failed;
+    s->window_pos = (s->window_pos + 1) % window;
+    if (s->window_n < window)
+        s->window_n++;
+    for (size_t i = 0; i < s->window_n; i++)
+        fails += s->window[i];
+    if (s->window_n >= (size_t)p->cfg->breaker_min_requests &&
+        (long long)fails * 100 >= p->cfg->breaker_failure_pct * (long long)s->window_n) {
+        s->breaker_until = now_ms() + s->cooldown_ms;
+        snprintf(why, sizeof(why), "%zu of the last %zu requests failed; probing in %lld ms",
+                 fails, s->window_n, s->cooldown_ms);
+        breaker_set(p, s, BREAKER_OPEN, why);
+    }
+}
+
+/* True when the breaker lets a request (or the probe) through now. */
+static bool breaker_allows(struct poller *p, struct carrier_slot *s, bool *probe)
+{
+    *probe = false;
+    if (s->breaker == BREAKER_CLOSED)
+        return true;
+    if (s->breaker == BREAKER_OPEN && now_ms() >= s->breaker_until)
+        breaker_set(p, s, BREAKER_HALF_OPEN, "cooldown over; sending one probe");
+    if (s->breaker == BREAKER_HALF_OPEN && !s->probe_inflight) {
+        *probe = true;
+        return true;
+    }
+    return false;
+}
+
+/* ---- queues ---- */
+
+static bool push(struct claimed **q, size_t *n, size_t *cap, const struct claimed *c)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        struct claimed *nq = realloc(*q, ncap * sizeof(*nq));
+
+        if (nq == NULL)
+            return false;
+        *q = nq;
+        *cap = ncap;
+    }
+    (*q)[(*n)++] = *c;
+    return true;
+}
+
+/* Claim due shipments of one carrier, most urgent first, into its queue. */
+static void claim(struct poller *p, struct carrier_slot *s, long long limit)
+{
+    char lease[32], lim[24], err[512];
     const char *params[4];
     enum st_err kind = ST_OK;
     PGresult *res;
     int n;
 
-    enabled_carriers(p, carriers, sizeof(carriers));
     snprintf(lease, sizeof(lease), "%lld", p->cfg->poll_lease_ms);
-    snprintf(limit, sizeof(limit), "%lld", p->cfg->poll_batch);
+    snprintf(lim, sizeof(lim), "%lld", limit);
     params[0] = p->cfg->worker_id;
     params[1] = lease;
-    params[2] = carriers;
-    params[3] = limit;
+    params[2] = s->def->name;
+    params[3] = lim;
+    /* Urgency: about to be delivered, held, waiting for the recipient, due
+     * today per the estimate; then the rest by how overdue they are. */
     res = db_exec(p->conn, "claim due shipments",
                   "UPDATE shipments s SET lease_owner = $1,"
                   " lease_until = now() + make_interval(secs => $2::float8 / 1000)"
                   " FROM (SELECT id FROM shipments"
-                  "       WHERE next_poll_at <= now()"
+                  "       WHERE carrier = $3 AND next_poll_at <= now()"
                   "         AND (lease_until IS NULL OR lease_until < now())"
-                  "         AND carrier = ANY($3::text[])"
-                  "       ORDER BY next_poll_at LIMIT $4::int"
+                  "       ORDER BY CASE status WHEN 'out_for_delivery' THEN 0 WHEN 'held' THEN 1"
+                  "         WHEN 'attempt_failed' THEN 2 WHEN 'available_for_pickup' THEN 2"
+                  "         ELSE CASE WHEN edd_current <= current_date + 1 THEN 3 ELSE 4 END END,"
+                  "         next_poll_at"
+                  "       LIMIT $4::int"
                   "       FOR UPDATE SKIP LOCKED) due"
                   " WHERE s.id = due.id"
-                  " RETURNING s.id, s.carrier, s.tracking_number",
+                  " RETURNING s.id, s.tracking_number",
                   4, params, PGRES_TUPLES_OK, &kind, err, sizeof(err));
     if (res == NULL) {
-        log_error("poll.claim", 0, NULL, "%s", err);
-        p->next_claim_ms = now_ms() + p->cfg->poll_idle_ms;
+        log_error("poll.claim", 0, s->def->name, "%s", err);
+        s->next_claim_ms = now_ms() + p->cfg->poll_idle_ms;
         return;
     }
     n = PQntuples(res);
-    if ((size_t)n > p->queue_cap - p->queued) {
-        size_t cap = p->queued + (size_t)n;
-        struct claimed *q = realloc(p->queue, cap * sizeof(*q));
-
-        if (q == NULL) {
-            log_error("poll.claim", 0, NULL, "out of memory queueing %d shipments", n);
-            PQclear(res);
-            return; /* the leases expire and someone polls them later */
-        }
-        p->queue = q;
-        p->queue_cap = cap;
-    }
     for (int i = 0; i < n; i++) {
-        struct claimed *c = &p->queue[p->queued++];
+        struct claimed c;
 
-        c->id = atoll(PQgetvalue(res, i, 0));
-        snprintf(c->carrier, sizeof(c->carrier), "%s", PQgetvalue(res, i, 1));
-        snprintf(c->tracking_number, sizeof(c->tracking_number), "%s", PQgetvalue(res, i, 2));
+        memset(&c, 0, sizeof(c));
+        c.id = atoll(PQgetvalue(res, i, 0));
+        snprintf(c.carrier, sizeof(c.carrier), "%s", s->def->name);
+        snprintf(c.tracking_number, sizeof(c.tracking_number), "%s", PQgetvalue(res, i, 1));
+        if (!push(&s->queue, &s->queued, &s->queue_cap, &c)) {
+            log_error("poll.claim", c.id, s->def->name, "out of memory; the lease will expire");
+            break;
+        }
     }
     PQclear(res);
     if (n == 0)
-        p->next_claim_ms = now_ms() + p->cfg->poll_idle_ms;
+        s->next_claim_ms = now_ms() + p->cfg->poll_idle_ms;
     else
-        log_debug("poll.claim", 0, NULL, "claimed %d due shipments", n);
+        log_debug("poll.claim", 0, s->def->name, "claimed %d due shipments", n);
 }
+
+/* The quota ran out: push the rest of today's due shipments of this carrier
+ * to just after midnight UTC (spread over ten minutes), and say so. */
+static void defer_for_quota(struct poller *p, struct carrier_slot *s)
+{
+    const char *params[1] = { s->def->name };
+    char err[512];
+    enum st_err kind;
+    PGresult *res;
+
+    res = db_exec(p->conn, "defer for quota",
+                  "UPDATE shipments SET next_poll_at = date_trunc('day', now() AT TIME ZONE 'UTC')"
+                  "   AT TIME ZONE 'UTC' + interval '1 day' + random() * interval '10 minutes'"
+                  " WHERE carrier = $1 AND next_poll_at <= now()"
+                  "   AND (lease_until IS NULL OR lease_until < now())",
+                  1, params, PGRES_COMMAND_OK, &kind, err, sizeof(err));
+    if (res == NULL) {
+        log_warn("quota.defer", 0, s->def->name, "%s", err);
+        return;
+    }
+    if (atol(PQcmdTuples(res)) > 0) {
+        p->totals->deferred += atol(PQcmdTuples(res));
+        log_warn("quota.defer", 0, s->def->name,
+                 "daily quota used up: deferred %s due shipments to 00:00 UTC "
+                 "(the most urgent were polled first)", PQcmdTuples(res));
+    }
+    PQclear(res);
+}
+
+/* ---- HTTP ---- */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -291,59 +582,21 @@ static void job_free(struct job *j)
     free(j);
 }
 
-/* Record one failure for every shipment of a job. */
-static void fail_job(struct poller *p, struct job *j, enum st_err kind, const char *reason,
-                     long long min_delay_ms)
+/* Hand a built request to curl. Takes ownership of j (freed on failure). */
+static bool submit(struct poller *p, struct job *j)
 {
-    char err[512];
-
-    for (size_t i = 0; i < j->n; i++) {
-        log_warn("poll.failed", j->items[i].id, j->slot->def->name, "%s: %s", st_err_name(kind),
-                 reason);
-        p->totals->failures++;
-        if (store_poll_failure(p->conn, p->cfg->worker_id, &j->items[i], kind, reason,
-                               min_delay_ms, &p->policy, err, sizeof(err)) != ST_OK)
-            log_error("poll.store", j->items[i].id, j->slot->def->name, "%s", err);
-    }
-}
-
-/* Turn queued shipments of one carrier into a job and start it. */
-static bool start_job(struct poller *p, struct carrier_slot *slot, struct claimed *items,
-                      size_t n)
-{
-    const char *numbers[CARRIER_MAX_BATCH];
-    char err[512];
-    struct job *j = calloc(1, sizeof(*j));
-    enum st_err rc;
     CURLMcode mc;
 
-    if (j == NULL)
-        return false;
-    j->slot = slot;
-    j->n = n;
     j->retry_after_s = -1;
     j->max_body = (size_t)p->cfg->http_max_body;
-    memcpy(j->items, items, n * sizeof(*items));
-    for (size_t i = 0; i < n; i++)
-        numbers[i] = j->items[i].tracking_number;
-    rc = slot->def->ops->build_request(&slot->ctx, numbers, n, &j->req, err, sizeof(err));
-    if (rc != ST_OK) {
-        fail_job(p, j, rc, err, 0);
-        job_free(j);
-        return true;
-    }
     j->easy = curl_easy_init();
-    if (j->easy == NULL) {
-        job_free(j);
-        return false;
-    }
+    if (j->easy == NULL)
+        goto fail;
     for (size_t i = 0; i < j->req.n_headers; i++) {
         struct curl_slist *h = curl_slist_append(j->headers, j->req.headers[i]);
 
-        if (h == NULL) {
-            job_free(j);
-            return false;
-        }
+        if (h == NULL)
+            goto fail;
         j->headers = h;
     }
     curl_easy_setopt(j->easy, CURLOPT_URL, j->req.url);
@@ -368,77 +621,329 @@ static bool start_job(struct poller *p, struct carrier_slot *slot, struct claime
     }
     mc = curl_multi_add_handle(p->multi, j->easy);
     if (mc != CURLM_OK) {
-        log_error("poll.start", 0, slot->def->name, "curl: %s", curl_multi_strerror(mc));
-        job_free(j);
-        return false;
+        log_error("http.start", 0, j->slot->def->name, "curl: %s", curl_multi_strerror(mc));
+        goto fail;
     }
     j->started_ms = now_ms();
+    j->slot->inflight++;
     p->inflight++;
+    p->totals->requests++;
+    if (j->slot->tokens >= 1.0)
+        j->slot->tokens -= 1.0;
     return true;
+fail:
+    job_free(j);
+    return false;
 }
 
-/* Start jobs from the queue while there is room. */
+/* Record one failure for every shipment of a job. */
+static void fail_items(struct poller *p, struct carrier_slot *s, const struct claimed *items,
+                       size_t n, enum st_err kind, const char *reason, long long min_delay_ms)
+{
+    char err[512];
+
+    for (size_t i = 0; i < n; i++) {
+        log_warn("poll.failed", items[i].id, s->def->name, "%s: %s", st_err_name(kind), reason);
+        p->totals->failures++;
+        if (store_poll_failure(p->conn, p->cfg->worker_id, &items[i], kind, reason, min_delay_ms,
+                               &p->policy, err, sizeof(err)) != ST_OK)
+            log_error("poll.store", items[i].id, s->def->name, "%s", err);
+    }
+}
+
+/* Ask for a fresh OAuth2 token. */
+static void start_token(struct poller *p, struct carrier_slot *s)
+{
+    struct job *j;
+    char err[512];
+    enum st_err rc;
+
+    if (s->token_fetching || now_ms() < s->token_retry_ms || !rate_ok(s))
+        return;
+    if ((j = calloc(1, sizeof(*j))) == NULL)
+        return;
+    j->kind = JOB_TOKEN;
+    j->slot = s;
+    rc = s->def->ops->build_token_request(&s->ctx, &j->req, err, sizeof(err));
+    if (rc != ST_OK) {
+        log_error("carrier.token", 0, s->def->name, "%s", err);
+        s->token_retry_ms = now_ms() + 60000;
+        job_free(j);
+        return;
+    }
+    if (submit(p, j))
+        s->token_fetching = true;
+}
+
+/* Register queued numbers with an aggregator (17TRACK). */
+static void start_register(struct poller *p, struct carrier_slot *s)
+{
+    const char *numbers[CARRIER_MAX_BATCH];
+    char err[512];
+    struct job *j;
+    size_t n = s->n_register;
+    enum st_err rc;
+
+    if (n > s->def->batch_max)
+        n = s->def->batch_max;
+    if (n > CARRIER_MAX_BATCH)
+        n = CARRIER_MAX_BATCH;
+    if ((j = calloc(1, sizeof(*j))) == NULL)
+        return;
+    j->kind = JOB_REGISTER;
+    j->slot = s;
+    j->n = n;
+    memcpy(j->items, s->to_register, n * sizeof(*j->items));
+    for (size_t i = 0; i < n; i++)
+        numbers[i] = j->items[i].tracking_number;
+    memmove(s->to_register, s->to_register + n, (s->n_register - n) * sizeof(*s->to_register));
+    s->n_register -= n;
+    rc = s->def->ops->build_register_request(&s->ctx, numbers, n, &j->req, err, sizeof(err));
+    if (rc != ST_OK) {
+        fail_items(p, s, j->items, j->n, rc, err, 0);
+        job_free(j);
+        return;
+    }
+    submit(p, j);
+}
+
+/* Start the next poll request of a carrier from its queue. */
+static void start_poll(struct poller *p, struct carrier_slot *s, bool probe)
+{
+    const char *numbers[CARRIER_MAX_BATCH];
+    char err[512];
+    struct job *j;
+    size_t n = s->queued, max = s->def->batch_max;
+    enum st_err rc;
+
+    if (max > CARRIER_MAX_BATCH)
+        max = CARRIER_MAX_BATCH;
+    if (n > max)
+        n = max;
+    if (probe)
+        n = 1;
+    if ((j = calloc(1, sizeof(*j))) == NULL)
+        return;
+    j->kind = JOB_POLL;
+    j->slot = s;
+    j->probe = probe;
+    j->n = n;
+    memcpy(j->items, s->queue, n * sizeof(*j->items));
+    memmove(s->queue, s->queue + n, (s->queued - n) * sizeof(*s->queue));
+    s->queued -= n;
+    for (size_t i = 0; i < n; i++)
+        numbers[i] = j->items[i].tracking_number;
+    s->ctx.access_token = s->def->auth == CARRIER_AUTH_OAUTH2 ? s->token : NULL;
+    rc = s->def->ops->build_request(&s->ctx, numbers, n, &j->req, err, sizeof(err));
+    if (rc != ST_OK) {
+        fail_items(p, s, j->items, j->n, rc, err, 0);
+        job_free(j);
+        return;
+    }
+    if (s->daily_quota > 0)
+        s->quota_left--;
+    if (probe)
+        s->probe_inflight = true;
+    if (!submit(p, j) && probe)
+        s->probe_inflight = false;
+}
+
+/* Start whatever each carrier's limits allow. */
 static void start_jobs(struct poller *p)
 {
-    size_t i = 0;
+    for (size_t i = 0; i < p->n_slots; i++) {
+        struct carrier_slot *s = &p->slots[i];
+        bool probe;
 
-    while (i < p->queued && p->inflight < (size_t)p->cfg->poll_concurrency) {
-        struct carrier_slot *slot = find_slot(p, p->queue[i].carrier);
-        struct claimed batch[CARRIER_MAX_BATCH];
-        size_t n = 0, max;
-
-        if (slot == NULL || !slot->enabled) { /* claimed by name: cannot happen, but be safe */
-            i++;
+        if (!s->enabled)
             continue;
-        }
-        if (slot->pause_until > now_ms()) {
-            i++;
-            continue;
-        }
-        max = slot->def->batch_max < CARRIER_MAX_BATCH ? slot->def->batch_max : CARRIER_MAX_BATCH;
-        /* pack queued shipments of this carrier into one batch, keep the rest in order */
-        for (size_t k = i; k < p->queued && n < max;) {
-            if (strcmp(p->queue[k].carrier, slot->def->name) == 0) {
-                batch[n++] = p->queue[k];
-                memmove(&p->queue[k], &p->queue[k + 1], (p->queued - k - 1) * sizeof(*p->queue));
-                p->queued--;
-            } else
-                k++;
-        }
-        if (!start_job(p, slot, batch, n)) {
-            log_error("poll.start", 0, slot->def->name, "cannot start a request (out of memory)");
-            break; /* leases expire; the shipments are polled later */
+        while (p->inflight < (size_t)p->cfg->poll_concurrency && s->inflight < s->concurrency &&
+               now_ms() >= s->pause_until && rate_ok(s)) {
+            if (s->def->auth == CARRIER_AUTH_OAUTH2 &&
+                (s->queued > 0 || s->n_register > 0) &&
+                now_ms() + TOKEN_SAFETY_MS >= s->token_expires_ms) {
+                start_token(p, s);
+                break; /* requests wait for the token */
+            }
+            if (s->n_register > 0) {
+                start_register(p, s);
+                continue;
+            }
+            if (s->queued == 0 || !breaker_allows(p, s, &probe))
+                break;
+            if (s->daily_quota > 0 && quota_available(p, s, 1) < 1)
+                break;
+            start_poll(p, s, probe);
+            if (probe)
+                break;
         }
     }
 }
 
-/* A transfer finished: parse and store. */
-static void finish_job(struct poller *p, struct job *j, CURLcode cc)
+/* ---- finishing ---- */
+
+static void finish_token(struct poller *p, struct job *j, CURLcode cc, long status)
 {
-    struct track_result results[CARRIER_MAX_BATCH];
-    const char *numbers[CARRIER_MAX_BATCH];
-    const char *name = j->slot->def->name;
+    struct carrier_slot *s = j->slot;
+    struct carrier_token tok;
     char err[512];
-    long status = 0;
     enum st_err rc;
 
-    p->inflight--;
+    s->token_fetching = false;
     if (cc != CURLE_OK) {
-        if (j->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
-            snprintf(err, sizeof(err), "response larger than %lld bytes", p->cfg->http_max_body);
-            fail_job(p, j, ST_PERMANENT, err, 0);
-        } else {
-            snprintf(err, sizeof(err), "%.*s: %s", (int)strcspn(j->req.url, "?"), j->req.url, curl_easy_strerror(cc));
-            fail_job(p, j, ST_RETRY, err, 0);
+        log_warn("carrier.token", 0, s->def->name, "token request failed: %s",
+                 curl_easy_strerror(cc));
+        s->token_retry_ms = now_ms() + 5000;
+        breaker_record(p, s, true, false);
+        return;
+    }
+    memset(&tok, 0, sizeof(tok));
+    rc = s->def->ops->parse_token_response(status, j->body ? j->body : "", j->len, &tok, err,
+                                           sizeof(err));
+    if (rc != ST_OK) {
+        /* Wrong credentials will not fix themselves: fail what waits, loudly. */
+        log_error("carrier.token", 0, s->def->name, "%s", err);
+        s->token_retry_ms = now_ms() + (rc == ST_CONFIG ? 60000 : 5000);
+        if (rc == ST_CONFIG) {
+            fail_items(p, s, s->queue, s->queued, rc, err, 0);
+            s->queued = 0;
+            fail_items(p, s, s->to_register, s->n_register, rc, err, 0);
+            s->n_register = 0;
         }
         return;
     }
-    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+    snprintf(s->token, sizeof(s->token), "%s", tok.access_token);
+    s->token_obtained_ms = now_ms();
+    s->token_expires_ms = now_ms() + (tok.expires_in_s > 0 ? tok.expires_in_s : 3600) * 1000LL;
+    p->totals->token_fetches++;
+    log_info("carrier.token", 0, s->def->name, "new access token, valid %ld s",
+             tok.expires_in_s > 0 ? tok.expires_in_s : 3600);
+}
+
+static void finish_register(struct poller *p, struct job *j, CURLcode cc, long status)
+{
+    struct carrier_slot *s = j->slot;
+    const char *numbers[CARRIER_MAX_BATCH];
+    bool registered[CARRIER_MAX_BATCH];
+    long long delay = p->policy.interval_ms[ST_STATUS_PENDING];
+    char err[512];
+    enum st_err rc;
+
+    if (cc != CURLE_OK) {
+        snprintf(err, sizeof(err), "registration: %s", curl_easy_strerror(cc));
+        fail_items(p, s, j->items, j->n, ST_RETRY, err, 0);
+        return;
+    }
+    memset(registered, 0, sizeof(registered));
+    for (size_t i = 0; i < j->n; i++)
+        numbers[i] = j->items[i].tracking_number;
+    rc = s->def->ops->parse_register_response(&s->ctx, status, j->body ? j->body : "", j->len,
+                                              numbers, j->n, registered, err, sizeof(err));
+    if (rc != ST_OK) {
+        fail_items(p, s, j->items, j->n, rc, err, 0);
+        return;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        if (!registered[i]) {
+            fail_items(p, s, &j->items[i], 1, ST_PERMANENT,
+                       "the aggregator refused to register this number", 0);
+            continue;
+        }
+        p->totals->registrations++;
+        log_info("poll.registered", j->items[i].id, s->def->name,
+                 "registered with the aggregator; first poll in %lld ms", delay);
+        if (store_reschedule(p->conn, p->cfg->worker_id, &j->items[i], delay < 0 ? 60000 : delay,
+                             "registered with the aggregator", err, sizeof(err)) != ST_OK)
+            log_error("poll.store", j->items[i].id, s->def->name, "%s", err);
+    }
+}
+
+/* Store the per-number results of a successful poll. */
+static void store_results(struct poller *p, struct job *j, struct track_result *results)
+{
+    struct carrier_slot *s = j->slot;
+    const char *name = s->def->name;
+    char err[512];
+
+    for (size_t i = 0; i < j->n; i++) {
+        struct track_result *r = &results[i];
+        struct claimed *c = &j->items[i];
+        struct store_stats st;
+        enum st_err rc;
+
+        if (r->outcome == TRACK_NEEDS_REGISTER && s->def->ops->build_register_request != NULL) {
+            if (!push(&s->to_register, &s->n_register, &s->register_cap, c))
+                log_error("poll.register", c->id, name, "out of memory; the lease will expire");
+            continue;
+        }
+        if (r->outcome == TRACK_ERROR || r->outcome == TRACK_NEEDS_REGISTER) {
+            fail_items(p, s, c, 1, r->outcome == TRACK_ERROR ? r->err : ST_PERMANENT,
+                       r->outcome == TRACK_ERROR ? r->errmsg : "carrier wants a registration",
+                       0);
+            continue;
+        }
+        rc = store_poll_result(p->conn, p->cfg->worker_id, c, r, &p->policy, &st, err,
+                               sizeof(err));
+        if (rc != ST_OK) {
+            p->totals->failures++;
+            log_error("poll.store", c->id, name, "%s", err);
+            continue; /* the lease expires and the poll is repeated: nothing is lost */
+        }
+        p->totals->polls++;
+        p->totals->events_new += st.events_new;
+        p->totals->status_changes += st.status_changes;
+        log_info("poll.done", c->id, name, "events=%d new=%d status=%s%s", st.events_seen,
+                 st.events_new, st.status, r->outcome == TRACK_NOT_FOUND ? " (not found)" : "");
+    }
+}
+
+static void finish_poll(struct poller *p, struct job *j, CURLcode cc, long status)
+{
+    struct track_result results[CARRIER_MAX_BATCH];
+    const char *numbers[CARRIER_MAX_BATCH];
+    struct carrier_slot *s = j->slot;
+    const char *name = s->def->name;
+    char err[512];
+    enum st_err rc;
+
+    if (cc != CURLE_OK) {
+        if (j->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+            snprintf(err, sizeof(err), "response larger than %lld bytes", p->cfg->http_max_body);
+            fail_items(p, s, j->items, j->n, ST_PERMANENT, err, 0);
+        } else {
+            snprintf(err, sizeof(err), "%.*s: %s", (int)strcspn(j->req.url, "?"), j->req.url,
+                     curl_easy_strerror(cc));
+            fail_items(p, s, j->items, j->n, ST_RETRY, err, 0);
+        }
+        breaker_record(p, s, true, j->probe);
+        return;
+    }
+    if (status == 401 && s->def->auth == CARRIER_AUTH_OAUTH2) {
+        /* The token expired or was revoked: get a new one and try again once. */
+        bool requeued = false;
+
+        if (s->token_obtained_ms <= j->started_ms) /* not already replaced */
+            s->token_expires_ms = 0;
+        for (size_t i = 0; i < j->n; i++) {
+            if (j->items[i].auth_retries >= AUTH_RETRIES_MAX) {
+                fail_items(p, s, &j->items[i], 1, ST_CONFIG,
+                           "carrier rejected a freshly issued access token (HTTP 401)", 0);
+                continue;
+            }
+            j->items[i].auth_retries++;
+            requeued |= push(&s->queue, &s->queued, &s->queue_cap, &j->items[i]);
+        }
+        if (requeued)
+            log_info("carrier.token", 0, name, "HTTP 401: access token refused; refreshing");
+        if (j->probe)
+            s->probe_inflight = false;
+        return;
+    }
     memset(results, 0, sizeof(results));
     for (size_t i = 0; i < j->n; i++)
         numbers[i] = j->items[i].tracking_number;
-    rc = j->slot->def->ops->parse_response(&j->slot->ctx, status, j->body ? j->body : "", j->len,
-                                           numbers, j->n, results, err, sizeof(err));
+    rc = s->def->ops->parse_response(&s->ctx, status, j->body ? j->body : "", j->len, numbers,
+                                     j->n, results, err, sizeof(err));
     if (rc != ST_OK) {
         long long min_delay = 0;
 
@@ -446,39 +951,20 @@ static void finish_job(struct poller *p, struct job *j, CURLcode cc)
             long secs = j->retry_after_s >= 0 ? j->retry_after_s : 1;
 
             min_delay = secs * 1000LL;
-            j->slot->pause_until = now_ms() + min_delay;
+            s->pause_until = now_ms() + min_delay;
+            p->totals->throttled++;
             log_warn("carrier.throttled", 0, name, "HTTP 429: pausing requests for %ld s", secs);
         }
         if (rc == ST_CONFIG)
             log_error("carrier.credentials", 0, name, "%s", err);
-        fail_job(p, j, rc, err, min_delay);
+        fail_items(p, s, j->items, j->n, rc, err, min_delay);
+        if (status != 429)
+            breaker_record(p, s, rc != ST_CONFIG, j->probe);
+        else if (j->probe)
+            s->probe_inflight = false;
     } else {
-        for (size_t i = 0; i < j->n; i++) {
-            struct track_result *r = &results[i];
-            struct claimed *c = &j->items[i];
-            struct store_stats st;
-
-            if (r->outcome == TRACK_ERROR) {
-                p->totals->failures++;
-                log_warn("poll.failed", c->id, name, "%s: %s", st_err_name(r->err), r->errmsg);
-                if (store_poll_failure(p->conn, p->cfg->worker_id, c, r->err, r->errmsg, 0,
-                                       &p->policy, err, sizeof(err)) != ST_OK)
-                    log_error("poll.store", c->id, name, "%s", err);
-                continue;
-            }
-            rc = store_poll_result(p->conn, p->cfg->worker_id, c, r, &p->policy, &st, err,
-                                   sizeof(err));
-            if (rc != ST_OK) {
-                p->totals->failures++;
-                log_error("poll.store", c->id, name, "%s", err);
-                continue; /* the lease expires and the poll is repeated: nothing is lost */
-            }
-            p->totals->polls++;
-            p->totals->events_new += st.events_new;
-            p->totals->status_changes += st.status_changes;
-            log_info("poll.done", c->id, name, "events=%d new=%d status=%s%s", st.events_seen,
-                     st.events_new, st.status, r->outcome == TRACK_NOT_FOUND ? " (not found)" : "");
-        }
+        breaker_record(p, s, false, j->probe);
+        store_results(p, j, results);
     }
     for (size_t i = 0; i < j->n; i++)
         track_result_reset(&results[i]);
@@ -491,39 +977,103 @@ static void drain_messages(struct poller *p)
 
     while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
         struct job *j = NULL;
+        long status = 0;
 
         if (msg->msg != CURLMSG_DONE)
             continue;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
         curl_multi_remove_handle(p->multi, msg->easy_handle);
-        if (j != NULL) {
-            if (ensure_db(p))
-                finish_job(p, j, msg->data.result);
-            else
-                p->inflight--;
-            job_free(j);
+        if (j == NULL)
+            continue;
+        p->inflight--;
+        j->slot->inflight--;
+        if (ensure_db(p)) {
+            switch (j->kind) {
+            case JOB_TOKEN: finish_token(p, j, msg->data.result, status); break;
+            case JOB_REGISTER: finish_register(p, j, msg->data.result, status); break;
+            case JOB_POLL: finish_poll(p, j, msg->data.result, status); break;
+            }
         }
+        job_free(j);
     }
 }
 
-static void release_queue(struct poller *p)
+/* Release the leases of everything claimed and not started (shutdown). */
+static void release_queues(struct poller *p)
 {
-    long long *ids;
     char err[512];
 
-    if (p->queued == 0 || p->conn == NULL)
-        return;
-    ids = malloc(p->queued * sizeof(*ids));
-    if (ids != NULL) {
-        for (size_t i = 0; i < p->queued; i++)
-            ids[i] = p->queue[i].id;
-        if (store_release(p->conn, p->cfg->worker_id, ids, p->queued, err, sizeof(err)) != ST_OK)
-            log_warn("poll.release", 0, NULL, "%s (the leases will expire)", err);
-        else
-            log_info("poll.release", 0, NULL, "released %zu claimed shipments", p->queued);
-        free(ids);
+    for (size_t k = 0; k < p->n_slots; k++) {
+        struct carrier_slot *s = &p->slots[k];
+        size_t n = s->queued + s->n_register;
+        long long *ids;
+
+        if (n == 0 || p->conn == NULL)
+            continue;
+        ids = malloc(n * sizeof(*ids));
+        if (ids != NULL) {
+            for (size_t i = 0; i < s->queued; i++)
+                ids[i] = s->queue[i].id;
+            for (size_t i = 0; i < s->n_register; i++)
+                ids[s->queued + i] = s->to_register[i].id;
+            if (store_release(p->conn, p->cfg->worker_id, ids, n, err, sizeof(err)) != ST_OK)
+                log_warn("poll.release", 0, s->def->name, "%s (the leases will expire)", err);
+            else
+                log_info("poll.release", 0, s->def->name, "released %zu claimed shipments", n);
+            free(ids);
+        }
+        s->queued = s->n_register = 0;
     }
-    p->queued = 0;
+}
+
+/* Claim for every carrier that has room and is allowed to send. */
+static bool claim_all(struct poller *p)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < p->n_slots; i++) {
+        struct carrier_slot *s = &p->slots[i];
+        long long room, batch = p->cfg->poll_batch;
+        bool probe;
+
+        if (!s->enabled || s->queued > 0 || now_ms() < s->next_claim_ms ||
+            now_ms() < s->pause_until)
+            continue;
+        if (s->breaker != BREAKER_CLOSED && !breaker_allows(p, s, &probe))
+            continue;
+        room = (long long)(s->concurrency - (s->inflight < s->concurrency ? s->inflight : 0)) *
+               s->def->batch_max;
+        if (room > batch)
+            room = batch;
+        if (room <= 0)
+            continue;
+        if (s->daily_quota > 0) {
+            long long ok = quota_available(p, s, (room + s->def->batch_max - 1) /
+                                                     s->def->batch_max);
+
+            if (ok == 0) {
+                defer_for_quota(p, s);
+                s->next_claim_ms = now_ms() + 60000;
+                continue;
+            }
+            if (ok * s->def->batch_max < room)
+                room = ok * s->def->batch_max;
+        }
+        claim(p, s, room);
+        any |= s->queued > 0;
+    }
+    return any;
+}
+
+static bool idle(struct poller *p)
+{
+    if (p->inflight > 0)
+        return false;
+    for (size_t i = 0; i < p->n_slots; i++)
+        if (p->slots[i].queued > 0 || p->slots[i].n_register > 0)
+            return false;
+    return true;
 }
 
 int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
@@ -538,9 +1088,11 @@ int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
     p.cfg = cfg;
     p.opts = opts;
     p.totals = totals;
-    p.policy.interval_ms = cfg->poll_interval_ms;
+    for (int i = 0; i < ST_STATUS__COUNT; i++)
+        p.policy.interval_ms[i] = config_poll_interval(cfg, st_status_name((enum st_status)i));
     p.policy.retry_max_ms = cfg->poll_retry_max_ms;
     p.policy.jitter_pct = (int)cfg->poll_jitter_pct;
+    p.policy.expire_after_ms = cfg->expire_after_ms;
     setup_slots(&p);
     for (size_t i = 0; i < p.n_slots; i++)
         any |= p.slots[i].enabled;
@@ -560,38 +1112,48 @@ int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
              cfg->worker_id, cfg->poll_concurrency, cfg->poll_batch);
 
     while (*opts->running || p.inflight > 0) {
-        long long now = now_ms();
-        long timeout;
-
-        if (*opts->running && p.queued == 0 && p.inflight < (size_t)cfg->poll_concurrency &&
-            now >= p.next_claim_ms) {
+        if (*opts->running) {
             if (!ensure_db(&p))
                 break; /* only when stopped while reconnecting */
             ensure_partitions(&p);
-            claim(&p);
-            if (opts->until_idle && p.queued == 0 && p.inflight == 0)
-                break;
-        }
-        if (!*opts->running)
-            release_queue(&p);
+            claim_all(&p);
+            if (opts->until_idle && idle(&p)) {
+                bool due = false;
+
+                /* idle means: nothing claimable right now, nothing paused that is due */
+                for (size_t i = 0; i < p.n_slots; i++)
+                    due |= p.slots[i].enabled &&
+                           (now_ms() < p.slots[i].pause_until ||
+                            p.slots[i].breaker != BREAKER_CLOSED);
+                if (!due)
+                    break;
+            }
+        } else
+            release_queues(&p);
         start_jobs(&p);
         curl_multi_perform(p.multi, &still);
         drain_messages(&p);
-        if (opts->until_idle && p.queued == 0 && p.inflight == 0)
-            continue; /* claim again at once */
-        timeout = p.queued > 0 || p.inflight > 0 ? 100 : (long)(p.next_claim_ms - now_ms());
-        if (timeout > 200)
-            timeout = 200;
-        if (timeout > 0)
-            curl_multi_poll(p.multi, NULL, 0, (int)timeout, NULL);
+        if (opts->until_idle && idle(&p)) {
+            for (size_t i = 0; i < p.n_slots; i++)
+                p.slots[i].next_claim_ms = 0; /* look again at once */
+            if (!*opts->running)
+                continue;
+        }
+        /* short naps while work is pending (limits may free up), longer when idle */
+        curl_multi_poll(p.multi, NULL, 0, idle(&p) ? (cfg->poll_idle_ms < 200 ? (int)cfg->poll_idle_ms : 200) : 20,
+                        NULL);
     }
-    release_queue(&p);
+    release_queues(&p);
+    for (size_t i = 0; i < p.n_slots; i++) {
+        return_quota(&p, &p.slots[i]);
+        free(p.slots[i].queue);
+        free(p.slots[i].to_register);
+    }
     curl_multi_cleanup(p.multi);
     if (p.conn != NULL)
         PQfinish(p.conn);
-    free(p.queue);
     log_info("poller.stop", 0, NULL, "polled %ld shipments (%ld failed), %ld new events, %ld "
-             "status changes", totals->polls, totals->failures, totals->events_new,
-             totals->status_changes);
+             "status changes, %ld requests", totals->polls, totals->failures, totals->events_new,
+             totals->status_changes, totals->requests);
     return 0;
 }

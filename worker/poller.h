@@ -4,7 +4,11 @@
  * Any number of pollers on any number of hosts share the work through the
  * database: due shipments are claimed with FOR UPDATE SKIP LOCKED and a lease,
  * so a crashed poller's claims simply expire. Requests run concurrently on one
- * curl multi handle (keep-alive, HTTP/2 multiplexing where offered).
+ * curl multi handle (keep-alive, HTTP/2 multiplexing where offered), within
+ * each carrier's limits: requests per second, a daily quota shared by all
+ * pollers through the database, requests in flight, and a circuit breaker.
+ * OAuth2 tokens are cached per carrier and refreshed before they expire and
+ * when a carrier answers 401.
  */
 #ifndef ST_POLLER_H
 #define ST_POLLER_H
@@ -12,6 +16,7 @@
 #include <signal.h>
 #include <stdbool.h>
 
+#include "carrier.h"
 #include "config.h"
 
 struct poller_opts {
@@ -25,11 +30,20 @@ struct poller_totals {
     long failures;       /* shipments whose poll failed */
     long events_new;     /* events stored by this run */
     long status_changes;
+    long requests;       /* HTTP requests sent, tokens and registrations included */
+    long token_fetches;  /* OAuth2 tokens obtained */
+    long registrations;  /* numbers registered with an aggregator */
+    long breaker_opens;  /* times a carrier's circuit breaker opened */
+    long throttled;      /* 429 answers */
+    long deferred;       /* shipments deferred for lack of daily quota */
 };
 
 /* Run the poller until opts->running is cleared (or until idle). Returns 0 on
  * a clean stop, 1 when it could not start (e.g. no carrier configured). */
 int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
                struct poller_totals *totals);
+
+/* True when the configuration holds the credentials the carrier needs. */
+bool poller_carrier_configured(const struct st_config *cfg, const struct carrier_def *def);
 
 #endif

@@ -147,6 +147,9 @@ struct current {
     enum st_substatus substatus;
     bool has_status_at;
     time_t status_at;
+    time_t last_event_at;    /* 0 when no event yet */
+    time_t created_at;
+    time_t now;              /* the database's clock */
     char order_ref[130];
 };
 
@@ -161,7 +164,9 @@ static enum st_err lock_shipment(PGconn *conn, const struct claimed *s, struct c
     snprintf(id, sizeof(id), "%lld", s->id);
     res = db_exec(conn, "lock shipment",
                   "SELECT status, substatus, extract(epoch FROM status_at)::bigint,"
-                  " coalesce(order_ref, '') FROM shipments WHERE id = $1 FOR UPDATE",
+                  " coalesce(order_ref, ''), extract(epoch FROM last_event_at)::bigint,"
+                  " extract(epoch FROM created_at)::bigint, extract(epoch FROM now())::bigint"
+                  " FROM shipments WHERE id = $1 FOR UPDATE",
                   1, p, PGRES_TUPLES_OK, &kind, err, errlen);
     if (res == NULL)
         return kind;
@@ -177,6 +182,9 @@ static enum st_err lock_shipment(PGconn *conn, const struct claimed *s, struct c
     cur->has_status_at = !PQgetisnull(res, 0, 2);
     cur->status_at = cur->has_status_at ? (time_t)atoll(PQgetvalue(res, 0, 2)) : 0;
     snprintf(cur->order_ref, sizeof(cur->order_ref), "%s", PQgetvalue(res, 0, 3));
+    cur->last_event_at = PQgetisnull(res, 0, 4) ? 0 : (time_t)atoll(PQgetvalue(res, 0, 4));
+    cur->created_at = (time_t)atoll(PQgetvalue(res, 0, 5));
+    cur->now = (time_t)atoll(PQgetvalue(res, 0, 6));
     PQclear(res);
     return ST_OK;
 }
@@ -316,6 +324,27 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
         sub = ST_SUB_NOT_FOUND;
         stats->status_changes++;
     }
+    /* No movement for SHIPTRACK_EXPIRE_AFTER (since the newest event, or since
+     * registration when there is none): stop polling, say so. */
+    {
+        time_t moved = cur.last_event_at > last_event ? cur.last_event_at : last_event;
+
+        if (moved == 0)
+            moved = cur.created_at;
+        if (!st_status_terminal(status) && pp->expire_after_ms > 0 &&
+            (long long)(cur.now - moved) * 1000 > pp->expire_after_ms) {
+            json_t *m = transition_json(s, &cur, status, sub, ST_STATUS_EXPIRED, ST_SUB_NONE,
+                                        NULL);
+
+            if (m == NULL || json_array_append_new(msgs, m) != 0) {
+                rc = st_fail(err, errlen, ST_RETRY, "out of memory");
+                goto fail;
+            }
+            status = ST_STATUS_EXPIRED;
+            sub = ST_SUB_NONE;
+            stats->status_changes++;
+        }
+    }
     if ((rc = customs_apply(conn, s->id, r->events, new_flags, r->n_events, customs_state,
                             sizeof(customs_state), err, errlen)) != ST_OK)
         goto fail;
@@ -327,7 +356,8 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
         iso_utc(status_at, st_at, sizeof(st_at));
     if (last_event > 0)
         iso_utc(last_event, last_at, sizeof(last_at));
-    snprintf(next_ms, sizeof(next_ms), "%.0f", (double)pp->interval_ms * jitter(pp->jitter_pct));
+    snprintf(next_ms, sizeof(next_ms), "%.0f",
+             (double)pp->interval_ms[status] * jitter(pp->jitter_pct));
     snprintf(edd, sizeof(edd), "%s", r->estimated_delivery);
     p[0] = id;
     p[1] = st_status_name(status);
@@ -336,7 +366,7 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
     p[4] = last_at[0] ? last_at : NULL;
     p[5] = customs_state[0] ? customs_state : NULL;
     p[6] = edd[0] ? edd : NULL;
-    p[7] = st_status_terminal(status) ? NULL : next_ms;
+    p[7] = pp->interval_ms[status] < 0 ? NULL : next_ms;
     p[8] = worker_id;
     res = db_exec(conn, "update shipment",
                   "UPDATE shipments SET status = $2, substatus = $3,"
@@ -400,6 +430,33 @@ enum st_err store_poll_failure(PGconn *conn, const char *worker_id, const struct
                   " lease_until = CASE WHEN lease_owner = $6 THEN NULL ELSE lease_until END"
                   " WHERE id = $1",
                   6, p, PGRES_COMMAND_OK, &rc, err, errlen);
+    if (res == NULL)
+        return rc;
+    PQclear(res);
+    return ST_OK;
+}
+
+enum st_err store_reschedule(PGconn *conn, const char *worker_id, const struct claimed *s,
+                             long long delay_ms, const char *note, char *err, size_t errlen)
+{
+    char id[24], secs[32];
+    const char *p[4];
+    enum st_err rc = ST_OK;
+    PGresult *res;
+
+    snprintf(id, sizeof(id), "%lld", s->id);
+    snprintf(secs, sizeof(secs), "%.3f", (double)delay_ms / 1000.0);
+    p[0] = id;
+    p[1] = secs;
+    p[2] = note;
+    p[3] = worker_id;
+    res = db_exec(conn, "reschedule",
+                  "UPDATE shipments SET next_poll_at = now() + make_interval(secs => $2::float8),"
+                  " last_poll_at = now(), last_poll_error = $3, updated_at = now(),"
+                  " lease_owner = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_owner END,"
+                  " lease_until = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_until END"
+                  " WHERE id = $1 AND next_poll_at IS NOT NULL",
+                  4, p, PGRES_COMMAND_OK, &rc, err, errlen);
     if (res == NULL)
         return rc;
     PQclear(res);

@@ -20,13 +20,15 @@ struct claimed {
     long long id;
     char carrier[33];
     char tracking_number[48];
+    unsigned char auth_retries; /* times re-queued after an expired OAuth2 token */
 };
 
 /* Scheduling knobs (from the configuration). */
 struct poll_policy {
-    long long interval_ms;   /* next poll after a success */
+    long long interval_ms[ST_STATUS__COUNT]; /* next poll after a success, by new status; -1 none */
     long long retry_max_ms;  /* cap of the failure backoff */
     int jitter_pct;          /* +- spread in percent */
+    long long expire_after_ms; /* no movement for this long: expired */
 };
 
 /* What one store call did, for logs and tests. */
@@ -47,6 +49,11 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
 enum st_err store_poll_failure(PGconn *conn, const char *worker_id, const struct claimed *s,
                                enum st_err kind, const char *reason, long long min_delay_ms,
                                const struct poll_policy *pp, char *err, size_t errlen);
+
+/* Poll a shipment again after delay_ms without counting a failure (e.g. just
+ * registered with an aggregator), and release the lease. */
+enum st_err store_reschedule(PGconn *conn, const char *worker_id, const struct claimed *s,
+                             long long delay_ms, const char *note, char *err, size_t errlen);
 
 /* Release leases this worker holds on shipments it did not poll (shutdown). */
 enum st_err store_release(PGconn *conn, const char *worker_id, const long long *ids, size_t n,
