@@ -558,6 +558,16 @@ static enum match m_dhl_ecommerce_14(const char *s, size_t n, struct parse *p)
     return found(p, 0, 14, 0);
 }
 
+/* DHL Paket (Germany) parcel numbers: 12 or 20 digits (20-digit ones start
+ * 00, an SSCC with the extension digit); DHL publishes no check digit for
+ * them, so these are shape-only matches. The Unified API tracks them. */
+static enum match m_dhl_paket(const char *s, size_t n, struct parse *p)
+{
+    if (!((n == 12 || (n == 20 && s[0] == '0' && s[1] == '0')) && all_digits(s, n)))
+        return M_NO;
+    return found(p, 0, n, 0);
+}
+
 /* Colissimo / La Poste domestic (13): digit, letter, 11 digits; no check. */
 static enum match m_colissimo(const char *s, size_t n, struct parse *p)
 {
@@ -586,6 +596,7 @@ static const struct format_def formats[] = {
     { "DHL Express (Piece ID)", "dhl",     m_dhl_piece,        NULL },
     { "DHL E-Commerce",         "dhl",     m_dhl_ecommerce,    NULL },
     { "DHL E-Commerce (14)",    "dhl",     m_dhl_ecommerce_14, NULL },
+    { "DHL Paket",              "dhl",     m_dhl_paket,        NULL },
     { "Colissimo (13)",         "laposte", m_colissimo,        NULL },
 };
 

@@ -20,7 +20,8 @@
  *   "USPS Legacy" [20/22]; all but USPS 20 optionally behind a "420"
  *   + ZIP or ZIP+4 routing prefix [+8/+12]                          -> usps
  *   "DHL Express" [10/11, mod 7], "DHL Express (Piece ID)" [12-14],
- *   "DHL E-Commerce" [12-41], "DHL E-Commerce (14)" [14]            -> dhl
+ *   "DHL E-Commerce" [12-41], "DHL E-Commerce (14)" [14],
+ *   "DHL Paket" [12, or 20 starting 00; shape only]                -> dhl
  *   "Colissimo (13)": digit, letter, 11 digits, no check digit      -> laposte
  *   "S10 (UPU)" [13]: 2 letters, 8 digits, check digit, 2-letter country
  *     of a UPU member post (the spec's list; others are rejected)   -> usps for

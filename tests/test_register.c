@@ -13,12 +13,12 @@
 #include "testutil.h"
 
 struct bad_case {
-    char field[16], value[64], want[80]; /* arrays: Criterion copies params across processes */
+    char field[16], value[64], want[128]; /* arrays: Criterion copies params across processes */
 };
 
 static struct bad_case bad_cases[] = {
     { "carrier", "pigeon", "carrier: \"pigeon\" is not a supported carrier" },
-    { "carrier", "", "carrier: missing" },
+    { "tracking", "3318810010", "tracking number: 3318810010 is not a dhl tracking number: matches DHL Express but check digit" },
     { "tracking", "", "tracking number: missing" },
     { "tracking", "AB", "tracking number: must be 4 to 40" },
     { "tracking", "3318810025'; DROP TABLE shipments;--", "tracking number: only letters and digits" },
@@ -59,6 +59,28 @@ ParameterizedTest(struct bad_case *c, register, rejects)
                                       err, sizeof(err)), ST_PERMANENT, "%s=%s accepted", c->field,
                  c->value);
     cr_expect(strstr(err, c->want) != NULL, "%s: got \"%s\", want \"%s\"", c->field, err, c->want);
+}
+
+Test(register, detects_the_carrier_or_rejects_impossible_numbers)
+{
+    struct registration r;
+    char err[256];
+
+    cr_assert_eq(registration_prepare(&r, NULL, "1Z999AA10123456784", NULL, NULL, NULL, NULL,
+                                      NULL, NULL, NULL, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_str_eq(r.carrier, "ups");
+    cr_assert_eq(registration_prepare(&r, "", "3318810025", NULL, NULL, NULL, NULL, NULL, NULL,
+                                      NULL, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_str_eq(r.carrier, "dhl");
+    cr_assert_eq(registration_prepare(&r, NULL, "RR123456785FR", NULL, NULL, NULL, NULL, NULL,
+                                      NULL, NULL, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_str_eq(r.carrier, "laposte");
+    cr_assert_eq(registration_prepare(&r, NULL, "HELLO", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                      err, sizeof(err)), ST_PERMANENT);
+    cr_expect(strstr(err, "no carrier issues numbers like HELLO") != NULL, "%s", err);
+    cr_assert_eq(registration_prepare(&r, NULL, "1Z999AA10123456783", NULL, NULL, NULL, NULL,
+                                      NULL, NULL, NULL, err, sizeof(err)), ST_PERMANENT);
+    cr_expect(strstr(err, "check digit") != NULL, "%s", err);
 }
 
 Test(register, normalizes_and_defaults)

@@ -10,6 +10,7 @@
 
 #include "carrier.h"
 #include "db.h"
+#include "detect.h"
 #include "geo.h"
 
 /* Copy src into dst[cap] keeping only chars that pass keep(); transform with
@@ -113,12 +114,35 @@ enum st_err registration_prepare(struct registration *r, const char *carrier,
                                "tracking number: only letters and digits are allowed");
     }
 
-    if (carrier == NULL || carrier[0] == '\0')
-        return st_fail(err, errlen, ST_PERMANENT, "carrier: missing (one of the carrier names, "
-                                                  "see `shiptrack carriers`)");
-    if (carrier_find(carrier) == NULL || strlen(carrier) >= sizeof(r->carrier))
+    if (carrier == NULL || carrier[0] == '\0') {
+        /* No carrier named: the number says whose it is, or that it is impossible. */
+        struct detect_candidate c[8];
+        char why[200] = "";
+        size_t n = detect_tracking_number(r->tracking_number, c, 8, why, sizeof(why));
+
+        carrier = NULL;
+
+        if (n == 0)
+            return st_fail(err, errlen, ST_PERMANENT,
+                           "tracking number: no carrier issues numbers like %s%s%s",
+                           r->tracking_number, why[0] ? ": " : "", why);
+        for (size_t i = 0; i < n && carrier == NULL; i++)
+            if (carrier_find(c[i].carrier) != NULL)
+                carrier = c[i].carrier;
+        if (carrier == NULL)
+            return st_fail(err, errlen, ST_PERMANENT,
+                           "carrier: %s looks like a %s number, which no configured driver "
+                           "tracks; name the carrier", r->tracking_number, c[0].format);
+    } else if (carrier_find(carrier) == NULL || strlen(carrier) >= sizeof(r->carrier)) {
         return st_fail(err, errlen, ST_PERMANENT, "carrier: \"%.32s\" is not a supported carrier",
                        carrier);
+    } else {
+        char why[200] = "";
+
+        if (!detect_valid_for(carrier, r->tracking_number, why, sizeof(why)))
+            return st_fail(err, errlen, ST_PERMANENT, "tracking number: %s",
+                           why[0] ? why : "not a number this carrier issues");
+    }
     snprintf(r->carrier, sizeof(r->carrier), "%s", carrier);
 
     if (email != NULL && email[0] != '\0') {
