@@ -21,6 +21,7 @@
 #include "detect.h"
 #include "log.h"
 #include "migrate.h"
+#include "normalize.h"
 #include "poller.h"
 #include "register.h"
 #include "timeline.h"
@@ -47,6 +48,8 @@ static const struct {
                   "            | --batch FILE|- (JSON lines with the same fields)",
       "register a shipment and its recipient" },
     { "timeline", "TRACKING [--carrier C] [--json]", "print a shipment's timeline" },
+    { "normalize", "--carrier C FILE [--number N]... [--http-status S]",
+      "print the normalized events of a saved carrier response as JSON lines" },
     { "detect", "NUMBER [--json]", "which carriers and formats a tracking number fits" },
     { "carriers", "[--json]", "list supported carriers and whether credentials are set" },
     { "config", "[--markdown]", "print the configuration in effect (secrets masked)" },
@@ -285,6 +288,75 @@ static int cmd_timeline(const struct st_config *cfg, int argc, char **argv)
     return 0;
 }
 
+static int cmd_normalize(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "carrier", required_argument, NULL, 0 },
+        { "number", required_argument, NULL, 0 },
+        { "http-status", required_argument, NULL, 0 },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *numbers[CARRIER_MAX_BATCH], *carrier = NULL;
+    const struct carrier_def *def;
+    size_t n_numbers = 0, len;
+    long status = 0;
+    char *body = NULL;
+    FILE *f;
+    int c, idx, rc;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, &idx)) != -1) {
+        if (c != 0)
+            return usage_error("%s: unknown option or missing value", argv[optind - 1]);
+        if (idx == 0)
+            carrier = optarg;
+        else if (idx == 1) {
+            if (n_numbers == CARRIER_MAX_BATCH)
+                return usage_error("%s", "normalize: too many --number options");
+            numbers[n_numbers++] = optarg;
+        } else {
+            char *end;
+
+            status = strtol(optarg, &end, 10);
+            if (*end != '\0' || status < 100 || status > 599)
+                return usage_error("--http-status: \"%s\" is not an HTTP status", optarg);
+        }
+    }
+    if (optind != argc - 1)
+        return usage_error("%s", "normalize: which file? (`-` reads standard input)");
+    if ((def = carrier_find(carrier)) == NULL)
+        return usage_error("%s", "normalize: --carrier must name a supported carrier "
+                                 "(see `shiptrack carriers`)");
+    f = strcmp(argv[optind], "-") == 0 ? stdin : fopen(argv[optind], "rb");
+    if (f == NULL) {
+        fprintf(stderr, "shiptrack normalize: %s: %s\n", argv[optind], strerror(errno));
+        return 1;
+    }
+    /* carriers' bodies are capped at 4 MiB; read one byte more to tell */
+    body = malloc((4u << 20) + 1);
+    if (body == NULL) {
+        if (f != stdin)
+            fclose(f);
+        return 1;
+    }
+    len = fread(body, 1, (4u << 20) + 1, f);
+    if (ferror(f) || len > (4u << 20)) {
+        fprintf(stderr, "shiptrack normalize: %s: %s\n", argv[optind],
+                ferror(f) ? "read error" : "larger than 4 MiB");
+        free(body);
+        if (f != stdin)
+            fclose(f);
+        return 1;
+    }
+    if (f != stdin)
+        fclose(f);
+    body[len] = '\0';
+    rc = normalize_print(stdout, def, status, body, len, numbers, n_numbers);
+    free(body);
+    return rc;
+}
+
 static int cmd_detect(int argc, char **argv)
 {
     static const struct option opts[] = { { "json", no_argument, NULL, 0 }, { NULL, 0, NULL, 0 } };
@@ -418,6 +490,8 @@ int main(int argc, char **argv)
         rc = cmd_register(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "timeline") == 0)
         rc = cmd_timeline(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "normalize") == 0)
+        rc = cmd_normalize(argc - 1, argv + 1);
     else if (strcmp(cmd, "detect") == 0)
         rc = cmd_detect(argc - 1, argv + 1);
     else if (strcmp(cmd, "carriers") == 0)
