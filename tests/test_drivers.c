@@ -239,10 +239,11 @@ Test(drivers, every_carrier_has_fixtures)
 
         cr_expect_geq(n, 6, "%s has %zu fixtures, want at least 6", carrier_defs[i]->name, n);
         for (size_t k = 0; k < n; k++) {
-            char path[1024], rel[160];
+            char path[1024], rel[160]; /* carrier < 16, name < 64 */
             FILE *f;
 
-            snprintf(rel, sizeof(rel), "%s/%s.response.json", params[k].carrier, params[k].name);
+            snprintf(rel, sizeof(rel), "%.15s/%.63s.response.json", params[k].carrier,
+                     params[k].name);
             f = fopen(tu_fixture_path(path, sizeof(path), rel), "rb");
             cr_expect_not_null(f, "%s has no response file", rel);
             if (f != NULL)

@@ -6,7 +6,10 @@
  *                         [--rate-429 P] [--malformed-rate P] [--laposte-api-key KEY]
  *                         [--track17-api-key KEY] [--oauth-client-id ID]
  *                         [--oauth-client-secret S] [--token-ttl SECONDS] [--token-max-uses N]
- *   shiptrack-carrier-sim plan [--carrier NAME] [--count N] [--seed N]
+ *   shiptrack-carrier-sim plan [--carrier NAME|all] [--count N] [--seed N]
+ *
+ * The fault knobs (--latency-ms, --error-rate, --rate-429, --malformed-rate)
+ * may be changed while serving with POST /_sim/faults (see server.c).
  *
  * Serving prints exactly one line, "shiptrack-carrier-sim listening on
  * http://ADDR:PORT", and runs until SIGTERM or SIGINT (exit 0). A bad flag
@@ -46,9 +49,14 @@ static void usage(FILE *f)
           "  --token-max-uses N   a token answers 401 after N uses, 0 = never (default 0)\n"
           "  --help               this text\n"
           "\n"
+          "While serving, GET /_sim/faults shows the fault knobs and per-carrier counters and\n"
+          "POST /_sim/faults?error_rate=P&rate_429=P&malformed_rate=P&latency_ms=N&carrier=C\n"
+          "changes the knobs at once (omitted ones are kept; carrier=C limits faults to C).\n"
+          "\n"
           "plan prints N JSON lines (default 24), one trackable shipment each:\n"
           "carrier, tracking_number, scenario, origin, destination, locale, time_zone,\n"
-          "email, phone, order_ref. Carriers: dhl.\n",
+          "email, phone, order_ref. Carriers: dhl, ups, fedex, usps, laposte, track17,\n"
+          "or all (one carrier after the other).\n",
           f);
 }
 
@@ -142,7 +150,7 @@ static int main_plan(int argc, char **argv)
         } else
             return bad("unknown option", a);
     }
-    if (sim_carrier_find(carrier) == NULL)
+    if (strcmp(carrier, "all") != 0 && sim_carrier_find(carrier) == NULL)
         return bad("unknown carrier", carrier);
     return sim_plan(carrier, (unsigned)count, (uint64_t)seed);
 }

@@ -7,7 +7,8 @@
  * (locale, IANA zone, email under example.com, phone in E.164). Line i asks
  * for scenario i mod 9 and destination i mod 12 (rotated by the seed) and
  * walks serial numbers from a seed-derived start until a journey fits, so
- * 24 lines cover every scenario and every destination.
+ * 24 lines cover every scenario and every destination. `--carrier all`
+ * rotates through every simulated carrier, line by line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +88,8 @@ static bool print_line(const struct journey *j)
 
 int sim_plan(const char *carrier, unsigned count, uint64_t seed)
 {
-    const struct sim_carrier *car = sim_carrier_find(carrier);
+    bool all = strcmp(carrier, "all") == 0; /* rotate through every carrier */
+    const struct sim_carrier *car = all ? sim_carriers[0] : sim_carrier_find(carrier);
     size_t n_countries;
     const struct sim_country *countries = journey_countries(&n_countries);
     uint64_t serial = sim_mix64(seed) % 900000000ULL + 100000000ULL;
@@ -99,6 +101,9 @@ int sim_plan(const char *carrier, unsigned count, uint64_t seed)
     }
     for (unsigned i = 0; i < count; i++) {
         enum journey_scenario want = (enum journey_scenario)(i % JS__COUNT);
+
+        if (all)
+            car = sim_carriers[i % sim_carriers_count];
         const struct sim_country *dest = &countries[(i + rot) % n_countries];
         bool found = false;
 
