@@ -181,8 +181,12 @@ static void normalize_event(enum ups_type type, const char *code, const char *te
             set(ev, ST_STATUS_DELIVERED, ST_SUB_DELIVERED);
         return;
     case UPS_U:
+        /* "delivery date updated": news about the estimate, not about where the
+         * parcel is; kept in the timeline, never moves the status (a U after
+         * "out for delivery" must not put the parcel back in transit). */
         if (!wording_apply(text, WR_TRANSIT, ev))
             set(ev, ST_STATUS_IN_TRANSIT, ST_SUB_IN_TRANSIT);
+        ev->affects_status = false;
         return;
     case UPS_UNKNOWN:
         break;

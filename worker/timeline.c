@@ -208,5 +208,5 @@ void timeline_print_text(FILE *f, const json_t *tl)
                     *str(v, "closed_at") ? "  closed " : "", str(v, "closed_at"),
                     str(v, "evidence"));
     }
-    fputs("\n(* = carrier code not yet mapped; stored, but it does not change the status)\n", f);
+    fputs("\n(* = informational or not yet mapped carrier code: kept, but it does not change the status)\n", f);
 }
