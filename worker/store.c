@@ -288,6 +288,13 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
 
         if (ev->occurred_at > last_event)
             last_event = ev->occurred_at;
+        if (new_flags[i] && ev->substatus == ST_SUB_UNMAPPED) {
+            /* stored and counted; said once, when first seen, for driver authors */
+            stats->unmapped_new++;
+            log_warn("carrier.unmapped", s->id, s->carrier,
+                     "carrier code \"%s\" is not mapped yet (stored, status unchanged): %s",
+                     ev->code, ev->description);
+        }
         if (!new_flags[i] || !ev->affects_status)
             continue;
         if ((cur.has_status_at || changed_at) && ev->occurred_at < status_at)

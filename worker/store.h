@@ -36,6 +36,7 @@ struct store_stats {
     int events_seen;
     int events_new;
     int status_changes;
+    int unmapped_new;        /* new events whose carrier code is not mapped */
     char status[32];         /* status after the call */
 };
 
