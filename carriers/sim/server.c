@@ -8,15 +8,32 @@
  *   GET /_sim/journey?carrier=C&number=N     the whole journey, for tests
  *   GET /_sim/clock                          journey time elapsed; all_complete once
  *                                            every possible journey has played out
+ *   GET /_sim/faults                         the fault knobs in force and, per carrier,
+ *                                            counters: requests, answers by class
+ *                                            (2xx, 401, 429, 5xx, other), bodies cut,
+ *                                            and "early": requests that arrived while a
+ *                                            Retry-After this carrier was given still ran
+ *   POST /_sim/faults?error_rate=P&rate_429=P&malformed_rate=P&latency_ms=N&carrier=C
+ *                                            change the knobs at run time; parameters
+ *                                            left out keep their value; carrier=C
+ *                                            limits faults to C's routes (carrier= or
+ *                                            carrier=all: every carrier). All values
+ *                                            are checked first, then applied at once
+ *                                            (a request sees the old set or the new,
+ *                                            never a mix); a bad value is a 400 and
+ *                                            changes nothing. Answers like the GET.
  *   anything a carrier's route() accepts     that carrier's renderer
  *
  * Faults hit carrier routes only, drawn per request from a generator seeded
  * by --seed and the request's sequence number: latency first, then 429 (with
- * Retry-After: 1), then 500, then, on a 200, a body cut in half.
+ * Retry-After: 1), then 500, then, on a 200, a body cut in half. They start
+ * as the command line set them and /_sim/faults may change them later.
  *
  * Runs until SIGTERM or SIGINT, then stops the daemon and returns 0.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -59,12 +76,36 @@ const struct sim_carrier *sim_carrier_find(const char *name)
     return NULL;
 }
 
+#define SIM_RETRY_AFTER_S 1      /* the Retry-After sent with every simulated 429 */
+#define SIM_CARRIERS_MAX 16       /* counters kept per carrier (>= sim_carriers_count) */
+
+/* The fault knobs in force; replaced as a whole under fault_lock. */
+struct sim_faults {
+    unsigned latency_ms;
+    double error_rate;
+    double rate_429;
+    double malformed_rate;
+    int only;                   /* index in sim_carriers of the one carrier hit, -1 = all */
+};
+
+/* What one carrier was asked and answered (under fault_lock). */
+struct sim_counters {
+    unsigned long requests;
+    unsigned long s2xx, s401, s429, s5xx, other;
+    unsigned long malformed;    /* 200 bodies cut in half */
+    unsigned long early;        /* requests inside a Retry-After window we gave */
+    long long pause_until_ms;   /* monotonic ms: end of the last Retry-After given */
+};
+
 /* The running server. */
 struct sim_server {
     const struct sim_options *opt;
     struct sim_clock clock;
     struct sim_env env;
     atomic_ulong requests;      /* carrier requests seen, numbers the fault draws */
+    pthread_mutex_t fault_lock; /* guards faults and counters */
+    struct sim_faults faults;
+    struct sim_counters counters[SIM_CARRIERS_MAX];
 };
 
 /* Per-request state kept across libmicrohttpd callbacks. */
@@ -243,12 +284,145 @@ static double fault_draw(uint64_t seed, unsigned long seq, unsigned k)
     return (double)(x >> 11) / 9007199254740992.0; /* 2^53 */
 }
 
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The knobs and per-carrier counters as JSON (takes fault_lock). */
+static json_t *faults_json(struct sim_server *srv)
+{
+    json_t *root, *per;
+
+    if ((per = json_object()) == NULL)
+        return NULL;
+    pthread_mutex_lock(&srv->fault_lock);
+    for (size_t i = 0; i < sim_carriers_count && i < SIM_CARRIERS_MAX; i++) {
+        const struct sim_counters *c = &srv->counters[i];
+
+        json_object_set_new(per, sim_carriers[i]->name,
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+                                      (json_int_t)c->requests, "s2xx", (json_int_t)c->s2xx,
+                                      "s401", (json_int_t)c->s401, "s429", (json_int_t)c->s429,
+                                      "s5xx", (json_int_t)c->s5xx, "other", (json_int_t)c->other,
+                                      "malformed", (json_int_t)c->malformed, "early",
+                                      (json_int_t)c->early));
+    }
+    root = json_pack("{s:f,s:f,s:f,s:I,s:s,s:o}", "error_rate", srv->faults.error_rate,
+                     "rate_429", srv->faults.rate_429, "malformed_rate",
+                     srv->faults.malformed_rate, "latency_ms", (json_int_t)srv->faults.latency_ms,
+                     "carrier", srv->faults.only >= 0 ? sim_carriers[srv->faults.only]->name : "all",
+                     "carriers", per);
+    pthread_mutex_unlock(&srv->fault_lock);
+    return root;
+}
+
+/* Parse a probability in [0, 1]; false when malformed. */
+static bool parse_rate(const char *s, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (*s == '\0' || errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v > 1)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* GET or POST /_sim/faults. */
+static void handle_faults(struct sim_server *srv, const struct sim_request *req,
+                          struct sim_response *resp)
+{
+    static const char *const rates[] = { "error_rate", "rate_429", "malformed_rate" };
+    struct sim_faults f;
+    const char *v;
+
+    if (strcmp(req->method, "POST") == 0) {
+        pthread_mutex_lock(&srv->fault_lock);
+        f = srv->faults;
+        pthread_mutex_unlock(&srv->fault_lock);
+        for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+            double *dst = i == 0 ? &f.error_rate : i == 1 ? &f.rate_429 : &f.malformed_rate;
+
+            if ((v = sim_query(req, rates[i])) != NULL && !parse_rate(v, dst)) {
+                sim_respond_problem(resp, 400, "Bad Request",
+                                    "error_rate, rate_429 and malformed_rate must be 0..1.");
+                return;
+            }
+        }
+        if ((v = sim_query(req, "latency_ms")) != NULL) {
+            char *end;
+            unsigned long ms;
+
+            errno = 0;
+            ms = strtoul(v, &end, 10);
+            if (*v < '0' || *v > '9' || errno != 0 || *end != '\0' || ms > 600000) {
+                sim_respond_problem(resp, 400, "Bad Request", "latency_ms must be 0..600000.");
+                return;
+            }
+            f.latency_ms = (unsigned)ms;
+        }
+        if ((v = sim_query(req, "carrier")) != NULL) {
+            const struct sim_carrier *c = sim_carrier_find(v);
+
+            if (c == NULL && v[0] != '\0' && strcmp(v, "all") != 0) {
+                sim_respond_problem(resp, 400, "Bad Request", "Unknown carrier.");
+                return;
+            }
+            f.only = -1;
+            for (size_t i = 0; c != NULL && i < sim_carriers_count; i++)
+                if (sim_carriers[i] == c)
+                    f.only = (int)i;
+        }
+        pthread_mutex_lock(&srv->fault_lock);
+        srv->faults = f;
+        pthread_mutex_unlock(&srv->fault_lock);
+    } else if (strcmp(req->method, "GET") != 0) {
+        sim_respond_problem(resp, 405, "Method Not Allowed", "Use GET or POST.");
+        return;
+    }
+    sim_respond_json(resp, 200, "application/json", faults_json(srv));
+}
+
+/* Count one answered carrier request (takes fault_lock). */
+static void count_answer(struct sim_server *srv, size_t ci, const struct sim_response *resp,
+                         bool cut)
+{
+    struct sim_counters *c;
+
+    if (ci >= SIM_CARRIERS_MAX)
+        return;
+    pthread_mutex_lock(&srv->fault_lock);
+    c = &srv->counters[ci];
+    if (resp->status >= 200 && resp->status < 300)
+        c->s2xx++;
+    else if (resp->status == 401)
+        c->s401++;
+    else if (resp->status == 429) {
+        c->s429++;
+        c->pause_until_ms = mono_ms() + SIM_RETRY_AFTER_S * 1000;
+    } else if (resp->status >= 500)
+        c->s5xx++;
+    else
+        c->other++;
+    c->malformed += cut;
+    pthread_mutex_unlock(&srv->fault_lock);
+}
+
 /* Route and answer one request; faults on carrier routes. */
 static void dispatch(struct sim_server *srv, const struct sim_request *req,
                      struct sim_response *resp)
 {
     const struct sim_options *opt = srv->opt;
     const struct sim_carrier *car = NULL;
+    struct sim_faults f;
+    size_t ci = 0;
+    bool hit, cut = false;
     unsigned long seq;
 
     if (strcmp(req->path, "/_sim/health") == 0) {
@@ -269,33 +443,50 @@ static void dispatch(struct sim_server *srv, const struct sim_request *req,
                                    elapsed >= (double)JOURNEY_SPAN_MAX));
         return;
     }
+    if (strcmp(req->path, "/_sim/faults") == 0) {
+        handle_faults(srv, req, resp);
+        return;
+    }
     for (size_t i = 0; i < sim_carriers_count && car == NULL; i++)
-        if (sim_carriers[i]->route(req->method, req->path))
+        if (sim_carriers[i]->route(req->method, req->path)) {
             car = sim_carriers[i];
+            ci = i;
+        }
     if (car == NULL) {
         sim_respond_problem(resp, 404, "Not Found", "No such endpoint in the simulator.");
         return;
     }
     seq = atomic_fetch_add(&srv->requests, 1);
-    if (opt->latency_ms > 0) {
-        struct timespec ts = { (time_t)(opt->latency_ms / 1000),
-                               (long)(opt->latency_ms % 1000) * 1000000L };
+    /* one consistent set of knobs per request; count it, and note an early one */
+    pthread_mutex_lock(&srv->fault_lock);
+    f = srv->faults;
+    if (ci < SIM_CARRIERS_MAX) {
+        srv->counters[ci].requests++;
+        if (mono_ms() < srv->counters[ci].pause_until_ms)
+            srv->counters[ci].early++;
+    }
+    pthread_mutex_unlock(&srv->fault_lock);
+    hit = f.only < 0 || (size_t)f.only == ci;
+    if (hit && f.latency_ms > 0) {
+        struct timespec ts = { (time_t)(f.latency_ms / 1000),
+                               (long)(f.latency_ms % 1000) * 1000000L };
         while (nanosleep(&ts, &ts) != 0)
             ;
     }
-    if (opt->rate_429 > 0 && fault_draw(opt->seed, seq, 0) < opt->rate_429) {
+    if (hit && f.rate_429 > 0 && fault_draw(opt->seed, seq, 0) < f.rate_429) {
         sim_respond_problem(resp, 429, "Too Many Requests", "Simulated rate limit.");
-        sim_response_header(resp, "Retry-After", "1");
-        return;
-    }
-    if (opt->error_rate > 0 && fault_draw(opt->seed, seq, 1) < opt->error_rate) {
+        sim_response_header(resp, "Retry-After", "1"); /* SIM_RETRY_AFTER_S */
+    } else if (hit && f.error_rate > 0 && fault_draw(opt->seed, seq, 1) < f.error_rate) {
         sim_respond_problem(resp, 500, "Internal Server Error", "Simulated failure.");
-        return;
+    } else {
+        car->handle(&srv->env, req, resp);
+        if (hit && resp->status == 200 && resp->len > 1 && f.malformed_rate > 0 &&
+            fault_draw(opt->seed, seq, 2) < f.malformed_rate) {
+            resp->len /= 2; /* truncated JSON */
+            cut = true;
+        }
     }
-    car->handle(&srv->env, req, resp);
-    if (resp->status == 200 && resp->len > 1 && opt->malformed_rate > 0 &&
-        fault_draw(opt->seed, seq, 2) < opt->malformed_rate)
-        resp->len /= 2; /* truncated JSON */
+    count_answer(srv, ci, resp, cut);
 }
 
 /* libmicrohttpd request callback. */
@@ -428,6 +619,19 @@ int sim_serve(const struct sim_options *opt)
     srv.env.opt = opt;
     srv.env.clock = &srv.clock;
     atomic_init(&srv.requests, 0);
+    if (pthread_mutex_init(&srv.fault_lock, NULL) != 0) {
+        fprintf(stderr, "shiptrack-carrier-sim: cannot create a mutex\n");
+        return 1;
+    }
+    srv.faults.latency_ms = opt->latency_ms;
+    srv.faults.error_rate = opt->error_rate;
+    srv.faults.rate_429 = opt->rate_429;
+    srv.faults.malformed_rate = opt->malformed_rate;
+    srv.faults.only = -1;
+    if (sim_carriers_count > SIM_CARRIERS_MAX) {
+        fprintf(stderr, "shiptrack-carrier-sim: more carriers than SIM_CARRIERS_MAX\n");
+        return 1;
+    }
     d = MHD_start_daemon(flags, (uint16_t)opt->port, NULL, NULL, on_request, &srv,
                          MHD_OPTION_SOCK_ADDR, sa,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
