@@ -299,10 +299,38 @@ static bool event_same(const struct track_event *x, const struct track_event *y)
            strcmp(x->postal_code, y->postal_code) == 0 && strcmp(x->country, y->country) == 0;
 }
 
+/* An event whose offset is unknown for want of a state may still be placed
+ * by its postal code (US ZIP, CA, AU, BR): then its zone is derived. */
+static void derive_from_postal(struct track_event *ev)
+{
+    const char *region, *zone;
+    struct tm tm;
+    int y, mo, d, h, mi, s;
+
+    if (ev->offset_kind != OFFSET_UNKNOWN || ev->country[0] == '\0' || ev->postal_code[0] == '\0')
+        return;
+    region = geo_region_from_postal(ev->country, ev->postal_code);
+    zone = region != NULL ? geo_zone(ev->country, region) : NULL;
+    if (zone == NULL ||
+        sscanf(ev->occurred_local, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &s) != 6)
+        return;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = s;
+    if (geo_local_to_utc(zone, &tm, &ev->occurred_at, &ev->utc_offset_min))
+        ev->offset_kind = OFFSET_DERIVED;
+}
+
 void track_result_sort_dedupe(struct track_result *res)
 {
     size_t n = res->n_events, out = 0;
 
+    for (size_t i = 0; i < n; i++)
+        derive_from_postal(&res->events[i]);
     if (n < 2)
         return;
     /* Insertion sort keeps equal times in carrier order (stable); n <= 500. */

@@ -201,8 +201,10 @@ void carrier_copy_text(char *dst, size_t cap, const char *src);
 bool carrier_parse_time(const char *s, const char *country, const char *region,
                         struct track_event *ev);
 
-/* Sort events oldest first (stable on equal times), drop exact duplicates
- * (same time, code, description, location). */
+/* Finish a result: events whose offset is still unknown but whose postal
+ * code pins a zone (US ZIP, CA, AU, BR) get it, marked derived; then sort
+ * oldest first (stable on equal times) and drop exact duplicates (same time,
+ * code, description, location). Every driver calls this last. */
 void track_result_sort_dedupe(struct track_result *res);
 
 #endif

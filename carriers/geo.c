@@ -63,6 +63,7 @@ static const struct region regions[] = {
     { "US", "WV", "America/New_York" }, { "US", "WI", "America/Chicago" },
     { "US", "WY", "America/Denver" }, { "US", "PR", "America/Puerto_Rico" },
     { "US", "GU", "Pacific/Guam" }, { "US", "VI", "America/St_Thomas" },
+    { "US", "TX-EP", "America/Denver" }, /* El Paso keeps mountain time */
     /* Canada */
     { "CA", "NL", "America/St_Johns" }, { "CA", "NS", "America/Halifax" },
     { "CA", "PE", "America/Halifax" }, { "CA", "NB", "America/Moncton" },
@@ -143,6 +144,95 @@ const char *geo_zone(const char *cc, const char *region)
                 return regions[i].zone;
     }
     return c->zone;
+}
+
+/* US ZIP3 ranges -> state (inclusive). Only where the state matters for the
+ * zone; military and territories beyond PR/GU/VI are left out. */
+static const struct {
+    unsigned short lo, hi;
+    const char *state;
+} us_zip3[] = {
+    { 5, 5, "NY" },     { 6, 9, "PR" },     { 10, 27, "MA" },   { 28, 29, "RI" },
+    { 30, 38, "NH" },   { 39, 49, "ME" },   { 50, 54, "VT" },   { 55, 55, "MA" },
+    { 56, 59, "VT" },   { 60, 69, "CT" },   { 70, 89, "NJ" },   { 100, 149, "NY" },
+    { 150, 196, "PA" }, { 197, 199, "DE" }, { 200, 205, "DC" }, { 206, 219, "MD" },
+    { 220, 246, "VA" }, { 247, 268, "WV" }, { 270, 289, "NC" }, { 290, 299, "SC" },
+    { 300, 319, "GA" }, { 320, 349, "FL" }, { 350, 369, "AL" }, { 370, 385, "TN" },
+    { 386, 397, "MS" }, { 398, 399, "GA" }, { 400, 427, "KY" }, { 430, 459, "OH" },
+    { 460, 479, "IN" }, { 480, 499, "MI" }, { 500, 528, "IA" }, { 530, 549, "WI" },
+    { 550, 567, "MN" }, { 570, 577, "SD" }, { 580, 588, "ND" }, { 590, 599, "MT" },
+    { 600, 629, "IL" }, { 630, 658, "MO" }, { 660, 679, "KS" }, { 680, 693, "NE" },
+    { 700, 714, "LA" }, { 716, 729, "AR" }, { 730, 749, "OK" }, { 750, 797, "TX" },
+    { 798, 799, "TX-EP" }, { 800, 816, "CO" }, { 820, 831, "WY" }, { 832, 838, "ID" },
+    { 840, 847, "UT" }, { 850, 865, "AZ" }, { 870, 884, "NM" }, { 885, 885, "TX-EP" },
+    { 889, 898, "NV" }, { 900, 961, "CA" }, { 967, 968, "HI" }, { 969, 969, "GU" },
+    { 970, 979, "OR" }, { 980, 994, "WA" }, { 995, 999, "AK" },
+};
+
+/* Brazilian CEP: first three digits -> state, where the zone differs. */
+static const struct {
+    unsigned short lo, hi;
+    const char *state;
+} br_cep3[] = {
+    { 10, 199, "SP" },  { 200, 289, "RJ" }, { 290, 299, "ES" }, { 300, 399, "MG" },
+    { 400, 489, "BA" }, { 490, 499, "SE" }, { 500, 569, "PE" }, { 570, 579, "AL" },
+    { 580, 589, "PB" }, { 590, 599, "RN" }, { 600, 639, "CE" }, { 640, 649, "PI" },
+    { 650, 659, "MA" }, { 660, 688, "PA" }, { 689, 689, "AP" }, { 690, 692, "AM" },
+    { 693, 693, "RR" }, { 694, 698, "AM" }, { 699, 699, "AC" }, { 700, 767, "DF" },
+    { 768, 769, "RO" }, { 770, 779, "TO" }, { 780, 788, "MT" }, { 790, 799, "MS" },
+    { 800, 879, "PR" }, { 880, 899, "SC" }, { 900, 999, "RS" },
+};
+
+const char *geo_region_from_postal(const char *cc, const char *postal)
+{
+    char d[4];
+    size_t n = 0;
+    unsigned v;
+
+    if (cc == NULL || postal == NULL)
+        return NULL;
+    if (strcmp(cc, "CA") == 0) { /* first letter: the postal district */
+        static const char *const by_letter[26] = {
+            ['A' - 'A'] = "NL", ['B' - 'A'] = "NS", ['C' - 'A'] = "PE", ['E' - 'A'] = "NB",
+            ['G' - 'A'] = "QC", ['H' - 'A'] = "QC", ['J' - 'A'] = "QC", ['K' - 'A'] = "ON",
+            ['L' - 'A'] = "ON", ['M' - 'A'] = "ON", ['N' - 'A'] = "ON", ['P' - 'A'] = "ON",
+            ['R' - 'A'] = "MB", ['S' - 'A'] = "SK", ['T' - 'A'] = "AB", ['V' - 'A'] = "BC",
+            ['Y' - 'A'] = "YT",
+        };
+        int c = toupper((unsigned char)postal[0]);
+
+        return c >= 'A' && c <= 'Z' ? by_letter[c - 'A'] : NULL;
+    }
+    for (const char *p = postal; *p != '\0' && n < 3; p++) {
+        if (isdigit((unsigned char)*p))
+            d[n++] = *p;
+        else if (*p != ' ' && *p != '-')
+            return NULL;
+    }
+    if (n < 3 && !(strcmp(cc, "AU") == 0 && n >= 1))
+        return NULL;
+    d[n] = '\0';
+    if (strcmp(cc, "AU") == 0) { /* postcode: first digit is the state, 26xx ACT */
+        if (d[0] == '0') return "NT";
+        if (d[0] == '2') return "NSW";
+        if (d[0] == '3') return "VIC";
+        if (d[0] == '4') return "QLD";
+        if (d[0] == '5') return "SA";
+        if (d[0] == '6') return "WA";
+        if (d[0] == '7') return "TAS";
+        return NULL;
+    }
+    v = (unsigned)atoi(d);
+    if (strcmp(cc, "US") == 0) {
+        for (size_t i = 0; i < sizeof(us_zip3) / sizeof(us_zip3[0]); i++)
+            if (v >= us_zip3[i].lo && v <= us_zip3[i].hi)
+                return us_zip3[i].state;
+    } else if (strcmp(cc, "BR") == 0) {
+        for (size_t i = 0; i < sizeof(br_cep3) / sizeof(br_cep3[0]); i++)
+            if (v >= br_cep3[i].lo && v <= br_cep3[i].hi)
+                return br_cep3[i].state;
+    }
+    return NULL;
 }
 
 bool geo_zone_valid(const char *zone)

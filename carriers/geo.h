@@ -23,6 +23,11 @@ const char *geo_country_name(const char *cc);
  * several zones. NULL when it cannot be told. */
 const char *geo_zone(const char *cc, const char *region);
 
+/* State/province code that a postal code places itself in, for the
+ * countries with several zones (US ZIP, Canadian postal code, Australian
+ * postcode, Brazilian CEP); NULL when it cannot tell. */
+const char *geo_region_from_postal(const char *cc, const char *postal);
+
 /* Convert a wall-clock time in `zone` to UTC. Returns false when the zone is
  * unknown to the system's tz database. *offset_min gets minutes east of UTC.
  * Not thread-safe (uses TZ); call from one thread or under a lock. */

@@ -238,7 +238,7 @@ static void compare(const char *number, json_t *journey, const struct track_resu
         cr_assert_lt(n, sizeof(w) / sizeof(w[0]));
         w[n].step = step;
         w[n].unknown = strcmp(str(wire, "timestamp_style"), "local") == 0 &&
-                       geo_zone(cc, NULL) == NULL;
+                       geo_zone(cc, geo_region_from_postal(cc, str(step, "postal_code"))) == NULL;
         w[n].key = w[n].unknown ? utc_of(str(step, "local")) : utc_of(str(step, "at"));
         n++;
     }

@@ -4,7 +4,8 @@
  * For driver authors and support: "what does shiptrack make of this body?".
  * Output: one JSON object per line, per event: number, occurred_at (UTC with
  * Z when the offset is known, else the carrier's local time without a zone),
- * offset_known, offset_source, local_time, status, substatus, code,
+ * offset_known, offset_source, local_time, utc_offset_min (when known),
+ * status, substatus, code,
  * description, location {city, postal_code, country}, customs, and
  * estimated_delivery when the carrier gives one. A number without events
  * prints {number, outcome[, error, message]}.
@@ -72,6 +73,8 @@ static int print_event(FILE *out, const char *number, const struct track_event *
                   ev->customs);
     if (o == NULL)
         return -1;
+    if (ev->offset_kind != OFFSET_UNKNOWN)
+        json_object_set_new(o, "utc_offset_min", json_integer(ev->utc_offset_min));
     if (!ev->affects_status)
         json_object_set_new(o, "affects_status", json_false());
     if (edd[0] != '\0')
