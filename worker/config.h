@@ -86,6 +86,24 @@ struct st_config {
     char *poll_intervals;           /* status=duration overrides (SHIPTRACK_POLL_INTERVALS) */
     long long expire_after_ms;      /* no movement for this long: status expired */
     struct carrier_conf carrier[CONFIG_CARRIERS];
+    /* email channel (worker/email.c) */
+    char *smtp_host;                /* relay; NULL: .eml files in eml_dir */
+    long long smtp_port;
+    char *smtp_starttls;            /* off|optional|required */
+    char *smtp_username;            /* AUTH PLAIN/LOGIN when set */
+    char *smtp_password;            /* secret */
+    char *smtp_from;                /* "Name <addr>" or "addr" */
+    long long smtp_timeout_ms;
+    char *smtp_tls_verify;          /* on|off */
+    char *eml_dir;
+    /* SMS channel (worker/sms.c) */
+    char *sms_url;                  /* Twilio-compatible API base */
+    char *sms_account_sid;          /* set: send through the provider */
+    char *sms_auth_token;           /* secret */
+    char *sms_from;
+    long long sms_timeout_ms;
+    char *sms_tls_verify;           /* on|off */
+    char *sms_jsonl_file;           /* JSON lines when no provider */
     /* where each value came from, parallel to config_params[]: 0 default, 1 env, 2 file */
     unsigned char source[96];
 };

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""smtp_server.py - a loopback SMTP server for the email channel tests.
+
+Runs Debian's aiosmtpd on 127.0.0.1 (port 0 = any free port), prints
+"PORT <n>" once it listens, and exits when its stdin closes (so it never
+outlives the test that started it).
+
+Every accepted message is saved as DIR/NNNN.eml (the exact bytes received)
+beside DIR/NNNN.json: {"mail_from", "rcpt_tos", "conn" (one id per TCP
+connection), "auth" (the authenticated user or null), "tls"}.
+
+Faults are chosen by the recipient's local part, so one server serves every
+case:
+  tempfail@...    451 4.3.0 at RCPT TO      reject@...      550 5.1.1 at RCPT TO
+  datafail@...    451 4.3.0 after DATA      datareject@...  554 5.6.0 after DATA
+
+Options:
+  --dir DIR             where to save messages (required)
+  --auth USER:PASS      offer AUTH PLAIN/LOGIN and require it before MAIL
+  --tls CERT KEY        offer STARTTLS with this certificate and key
+"""
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import os
+import ssl
+import sys
+import warnings
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+FAULTS = {
+    ("rcpt", "tempfail"): "451 4.3.0 Temporary failure, try again later",
+    ("rcpt", "reject"): "550 5.1.1 No such user here",
+    ("data", "datafail"): "451 4.3.0 Queue full, try again later",
+    ("data", "datareject"): "554 5.6.0 Message content rejected",
+}
+
+
+class Handler:
+    """Saves messages and injects the faults named by recipients."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.seq = itertools.count(1)
+        self.conns = {}
+
+    def conn_id(self, session):
+        key = id(session)
+        if key not in self.conns:
+            self.conns[key] = len(self.conns) + 1
+        return self.conns[key]
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@", 1)[0].lower()
+        fault = FAULTS.get(("rcpt", local))
+        if fault:
+            return fault
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        for rcpt in envelope.rcpt_tos:
+            fault = FAULTS.get(("data", rcpt.split("@", 1)[0].lower()))
+            if fault:
+                return fault
+        n = next(self.seq)
+        base = os.path.join(self.dir, "%04d" % n)
+        data = envelope.original_content or envelope.content
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        with open(base + ".eml.tmp", "wb") as f:
+            f.write(data)
+        auth = session.auth_data
+        meta = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "conn": self.conn_id(session),
+            "auth": auth.login.decode() if isinstance(auth, LoginPassword) else None,
+            "tls": session.ssl is not None,
+        }
+        with open(base + ".json", "w") as f:
+            json.dump(meta, f)
+        os.rename(base + ".eml.tmp", base + ".eml")
+        return "250 2.0.0 OK queued as %04d" % n
+
+
+class Authenticator:
+    """Accepts exactly one user name and password."""
+
+    def __init__(self, user, password):
+        self.user = user.encode()
+        self.password = password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == self.user
+              and auth_data.password == self.password)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--auth")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    args = ap.parse_args()
+    # AUTH without TLS is what the tests want; keep aiosmtpd quiet about it
+    warnings.simplefilter("ignore")
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+
+    handler = Handler(args.dir)
+    kw = {"decode_data": False, "hostname": "smtp.test"}
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+        kw.update(authenticator=Authenticator(user, password), auth_required=True,
+                  auth_require_tls=False)
+    if args.tls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.tls[0], args.tls[1])
+        kw.update(tls_context=ctx, require_starttls=False)
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(
+        loop.create_server(lambda: SMTP(handler, loop=loop, **kw), "127.0.0.1", 0))
+    print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
+
+    def on_stdin():
+        if not os.read(sys.stdin.fileno(), 4096):
+            loop.stop()
+
+    loop.add_reader(sys.stdin.fileno(), on_stdin)
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

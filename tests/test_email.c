@@ -1,0 +1,776 @@
+/*
+ * test_email.c - the email channel: message formatting on data alone, and
+ * delivery to a real SMTP server on loopback (tests/support/smtp_server.py,
+ * Debian's aiosmtpd): messages arrive intact (read back by Python's MIME
+ * parser, tests/support/parse_eml.py), header injection is refused, SMTP
+ * 451/550 sort into retry/permanent, a refused connection is a retry, a batch
+ * goes over one connection, AUTH works and a wrong password is a config
+ * error, STARTTLS required without the server offering it is a config error,
+ * and without a relay .eml files appear atomically.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "config.h"
+#include "log.h"
+#include "testutil.h"
+
+/* libesmtp 1.1's header table (htable.c) keeps header names without a NUL and
+ * compares them with strncasecmp() over the looked-up name's length. With
+ * ASan's strict_string_checks=1 (scripts/test sets it) that comparison is
+ * reported as an overflow inside libesmtp even though it stops at the first
+ * differing byte. Run this suite again with only that check relaxed; every
+ * other sanitizer check stays on. */
+__attribute__((constructor)) static void relax_strict_string_checks(int argc, char **argv)
+{
+    const char *opts = getenv("ASAN_OPTIONS");
+    char buf[1024], *p;
+
+    (void)argc;
+    if (opts == NULL || strlen(opts) >= sizeof(buf) ||
+        strstr(opts, "strict_string_checks=1") == NULL)
+        return;
+    snprintf(buf, sizeof(buf), "%s", opts);
+    p = strstr(buf, "strict_string_checks=1");
+    p[strlen("strict_string_checks=")] = '0';
+    if (setenv("ASAN_OPTIONS", buf, 1) == 0)
+        execv("/proc/self/exe", argv);
+}
+
+/* Criterion runs each test in its own process: setenv stays local. */
+static void quiet(void)
+{
+    static const char *const keys[] = {
+        "SHIPTRACK_SMTP_HOST", "SHIPTRACK_SMTP_PORT", "SHIPTRACK_SMTP_STARTTLS",
+        "SHIPTRACK_SMTP_USERNAME", "SHIPTRACK_SMTP_PASSWORD", "SHIPTRACK_SMTP_FROM",
+        "SHIPTRACK_SMTP_TIMEOUT", "SHIPTRACK_SMTP_TLS_VERIFY", "SHIPTRACK_EML_DIR",
+    };
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        unsetenv(keys[i]);
+    log_setup("error", "text", NULL);
+}
+
+TestSuite(email, .init = quiet);
+
+/* ---- helpers ---- */
+
+/* A running smtp_server.py. */
+struct smtpd {
+    pid_t pid;
+    int in_fd;          /* its stdin: closing it stops the server */
+    int port;
+    char dir[128];      /* where it saves messages */
+};
+
+static const char *python(void)
+{
+    const char *p = getenv("SHIPTRACK_PYTHON");
+
+    return p != NULL && p[0] != '\0' ? p : "/usr/bin/python3";
+}
+
+/* Start the server with extra arguments; wait for its PORT line. */
+static void smtpd_start(struct smtpd *s, const char *const *extra)
+{
+    char script[512], line[64] = "";
+    int in[2], out[2];
+    struct pollfd pfd;
+    size_t n = 0;
+
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/st-smtpd-XXXXXX");
+    cr_assert_not_null(mkdtemp(s->dir));
+    snprintf(script, sizeof(script), "%s/tests/support/smtp_server.py", ST_SOURCE_DIR);
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(out), 0);
+    s->pid = fork();
+    cr_assert_geq(s->pid, 0);
+    if (s->pid == 0) {
+        const char *argv[16] = { python(), script, "--dir", s->dir };
+        int a = 4;
+
+        for (int i = 0; extra != NULL && extra[i] != NULL && a < 15; i++)
+            argv[a++] = extra[i];
+        argv[a] = NULL;
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    s->in_fd = in[1];
+    pfd.fd = out[0];
+    pfd.events = POLLIN;
+    while (n + 1 < sizeof(line) && strchr(line, '\n') == NULL) {
+        ssize_t r;
+
+        cr_assert_gt(poll(&pfd, 1, 15000), 0, "SMTP server did not start");
+        r = read(out[0], line + n, sizeof(line) - 1 - n);
+        cr_assert_gt(r, 0, "SMTP server exited before listening (is python3-aiosmtpd installed?)");
+        n += (size_t)r;
+        line[n] = '\0';
+    }
+    close(out[0]);
+    cr_assert_eq(sscanf(line, "PORT %d", &s->port), 1, "unexpected line: %s", line);
+}
+
+/* Stop the server (close its stdin) and wait for it. */
+static void smtpd_stop(struct smtpd *s)
+{
+    int status;
+
+    if (s->pid <= 0)
+        return;
+    close(s->in_fd);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return;
+        }
+        usleep(50000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &status, 0);
+    s->pid = 0;
+}
+
+/* Number of files in dir ending with suffix. */
+static int count_files(const char *dir, const char *suffix, char *first, size_t cap)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    cr_assert_not_null(d, "opendir %s", dir);
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name), sl = strlen(suffix);
+
+        if (len >= sl && strcmp(e->d_name + len - sl, suffix) == 0) {
+            if (n == 0 && first != NULL)
+                snprintf(first, cap, "%s/%s", dir, e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Parse a message file back with Python's email package. */
+static json_t *parse_eml(const char *path)
+{
+    char script[512], *out = NULL, *err = NULL;
+    char *argv[] = { (char *)python(), script, (char *)path, NULL };
+    json_error_t jerr;
+    json_t *j;
+    int rc;
+
+    snprintf(script, sizeof(script), "%s/tests/support/parse_eml.py", ST_SOURCE_DIR);
+    rc = tu_run(argv, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "parse_eml.py failed: %s", err);
+    j = json_loads(out, 0, &jerr);
+    cr_assert_not_null(j, "parse_eml.py output: %s", jerr.text);
+    free(out);
+    free(err);
+    return j;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s != NULL ? s : "";
+}
+
+/* Text of the leaf part with this content type. */
+static const char *part_text(json_t *eml, const char *type, const char **cte)
+{
+    json_t *parts = json_object_get(eml, "parts"), *p;
+    size_t i;
+
+    json_array_foreach(parts, i, p) {
+        if (strcmp(jstr(p, "type"), type) == 0) {
+            if (cte != NULL)
+                *cte = jstr(p, "cte");
+            return jstr(p, "text");
+        }
+    }
+    return NULL;
+}
+
+/* Open the email channel from the environment. */
+static struct channel *open_email(enum st_err want, char *err, size_t errlen)
+{
+    struct st_config cfg;
+    struct channel *ch = NULL;
+    enum st_err rc;
+
+    cr_assert_eq(config_load(&cfg, err, errlen), ST_OK, "%s", err);
+    rc = email_channel.ops->open(&cfg, &ch, err, errlen);
+    config_free(&cfg);
+    cr_assert_eq(rc, want, "open: %s (%s)", st_err_name(rc), err);
+    return ch;
+}
+
+/* Point the channel at the loopback server, plain SMTP. */
+static void use_relay(const struct smtpd *s)
+{
+    char port[16];
+
+    snprintf(port, sizeof(port), "%d", s->port);
+    setenv("SHIPTRACK_SMTP_HOST", "127.0.0.1", 1);
+    setenv("SHIPTRACK_SMTP_PORT", port, 1);
+    setenv("SHIPTRACK_SMTP_STARTTLS", "off", 1);
+    setenv("SHIPTRACK_SMTP_FROM", "Suivi Boutique <notify@shop.example>", 1);
+    setenv("SHIPTRACK_SMTP_TIMEOUT", "5s", 1);
+}
+
+static const char SUBJECT_UTF8[] =
+    "Votre colis est arrivé en douane à Zürich — 東京から発送されました 📦 (commande 12345)";
+static const char TEXT_BODY[] =
+    "Bonjour Zoë,\n\nVotre colis 1Z999AA10123456784 est retenu en douane.\n"
+    ".a line that starts with a dot\nFrom here on, an mbox trap.\n"
+    "trailing spaces   \n"
+    "A long line: Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod "
+    "tempor incididunt ut labore et dolore magna aliqua = equals sign. Ut enim ad minim veniam.\n"
+    "Merci !\n";
+static const char HTML_BODY[] =
+    "<!doctype html><html lang=\"fr\"><body><p>Bonjour Zoë,</p><p>Votre colis est "
+    "<strong>retenu en douane</strong>.</p><p><a href=\"https://shop.example/t/abc?x=1&amp;y=2\">"
+    "Suivre</a></p></body></html>\n";
+
+static struct email_message sample(const char *to)
+{
+    struct email_message m = {
+        .to_name = "Zoë Dupont",
+        .to_addr = to,
+        .subject = SUBJECT_UTF8,
+        .text = TEXT_BODY,
+        .html = HTML_BODY,
+        .language = "fr",
+        .transactional = false,
+        .unsubscribe_url = "https://shop.example/u/one-click?token=abc123",
+    };
+
+    return m;
+}
+
+/* ---- formatting, on data alone ---- */
+
+Test(email, build_is_canonical_and_folded)
+{
+    struct email_message m = sample("zoe@example.com");
+    struct email_built a, b;
+    char err[256];
+    const char *p;
+
+    cr_assert_eq(email_build(&m, "Suivi <notify@shop.example>", &a, err, sizeof(err)), ST_OK, "%s",
+                 err);
+    cr_assert_eq(email_build(&m, "Suivi <notify@shop.example>", &b, err, sizeof(err)), ST_OK);
+    cr_expect_str_neq(a.message_id, b.message_id, "Message-IDs must be unique");
+    cr_expect(strstr(a.message_id, "@shop.example>") != NULL, "domain from From: %s", a.message_id);
+    cr_expect_str_eq(a.from_addr, "notify@shop.example");
+    cr_expect_str_eq(a.to_addr, "zoe@example.com");
+    /* CRLF only, 7-bit, no line over 78 in the header or 76 in the body */
+    for (p = a.data; *p != '\0'; p++) {
+        cr_assert((unsigned char)*p < 0x80, "8-bit byte at %zu", (size_t)(p - a.data));
+        if (*p == '\n')
+            cr_assert(p > a.data && p[-1] == '\r', "bare LF at %zu", (size_t)(p - a.data));
+    }
+    {
+        const char *line = a.data, *body = strstr(a.data, "\r\n\r\n");
+        while (*line != '\0') {
+            const char *e = strstr(line, "\r\n");
+            size_t len = e ? (size_t)(e - line) : strlen(line);
+
+            cr_expect_leq(len, line < body ? 78u : 76u, "line too long: %.*s", (int)len, line);
+            line = e ? e + 2 : line + len;
+        }
+    }
+    cr_expect(strstr(a.data, "\r\nSubject: =?UTF-8?B?") != NULL);
+    cr_expect(strstr(a.data, "\r\nMIME-Version: 1.0\r\n") != NULL);
+    cr_expect(strstr(a.data, "\r\nList-Unsubscribe: <https://shop.example/u/one-click?token=abc123>\r\n") != NULL);
+    cr_expect(strstr(a.data, "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n") != NULL);
+    cr_expect(strstr(a.data, "\r\n=2Ea line") != NULL, "leading dot not encoded");
+    cr_expect(strstr(a.data, "\r\n=46rom here") != NULL, "leading From not encoded");
+    email_built_free(&a);
+    email_built_free(&b);
+}
+
+Test(email, transactional_has_no_list_unsubscribe)
+{
+    struct email_message m = sample("zoe@example.com");
+    struct email_built b;
+    char err[256];
+
+    m.transactional = true;
+    m.unsubscribe_url = NULL;
+    cr_assert_eq(email_build(&m, "notify@shop.example", &b, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_null(strstr(b.data, "List-Unsubscribe"));
+    email_built_free(&b);
+    /* not transactional: the URL is required, and must be https */
+    m.transactional = false;
+    cr_expect_eq(email_build(&m, "notify@shop.example", &b, err, sizeof(err)), ST_PERMANENT);
+    cr_expect_null(b.data);
+    m.unsubscribe_url = "http://shop.example/u";
+    cr_expect_eq(email_build(&m, "notify@shop.example", &b, err, sizeof(err)), ST_PERMANENT);
+    cr_expect(strstr(err, "https") != NULL, "%s", err);
+}
+
+Test(email, ascii_subject_stays_readable)
+{
+    struct email_message m = sample("zoe@example.com");
+    struct email_built b;
+    char err[256];
+
+    m.subject = "Your parcel is out for delivery today";
+    m.to_name = "J. Smith";
+    cr_assert_eq(email_build(&m, "notify@shop.example", &b, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect(strstr(b.data, "\r\nSubject: Your parcel is out for delivery today\r\n") != NULL);
+    cr_expect(strstr(b.data, "\r\nTo: \"J. Smith\" <zoe@example.com>\r\n") != NULL);
+    email_built_free(&b);
+    /* "=?" in plain text would read as an encoded-word: it gets encoded */
+    m.subject = "literal =?UTF-8?B?SGk=?= text";
+    cr_assert_eq(email_build(&m, "notify@shop.example", &b, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect(strstr(b.data, "\r\nSubject: =?UTF-8?B?") != NULL);
+    email_built_free(&b);
+}
+
+/* Every header field fed from data refuses CR, LF and control characters. */
+Test(email, header_injection_refused)
+{
+    static const struct { const char *field; const char *value; } cases[] = {
+        { "subject", "Hello\r\nBcc: victim@evil.example" },
+        { "subject", "Hello\nBcc: victim@evil.example" },
+        { "subject", "Hello\rBcc: victim@evil.example" },
+        { "subject", "bell\x07" },
+        { "to_name", "Zoe\r\nBcc: victim@evil.example" },
+        { "to_addr", "zoe@example.com\r\nBcc: victim@evil.example" },
+        { "to_addr", "zoe@example.com>, <victim@evil.example" },
+        { "to_addr", "zoe@example.com, victim@evil.example" },
+        { "to_addr", "\"zoe\"@example.com" },
+        { "to_addr", "zoé@example.com" },
+        { "to_addr", "zoe@exa mple.com" },
+        { "to_addr", "zoe" },
+        { "from_name", "Shop\nX-Evil: 1" },
+        { "from_addr", "notify@shop.example\r\nBcc: v@evil.example" },
+        { "unsubscribe_url", "https://shop.example/u\r\nBcc: v@evil.example" },
+        { "unsubscribe_url", "https://shop.example/u>, <mailto:v@evil.example" },
+        { "language", "fr\r\nBcc: v@evil.example" },
+        { "subject", "\xC3\x28 invalid UTF-8" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct email_message m = sample("zoe@example.com");
+        struct email_built b;
+        char err[256] = "";
+
+        if (strcmp(cases[i].field, "subject") == 0) m.subject = cases[i].value;
+        else if (strcmp(cases[i].field, "to_name") == 0) m.to_name = cases[i].value;
+        else if (strcmp(cases[i].field, "to_addr") == 0) m.to_addr = cases[i].value;
+        else if (strcmp(cases[i].field, "from_name") == 0) m.from_name = cases[i].value;
+        else if (strcmp(cases[i].field, "from_addr") == 0) m.from_addr = cases[i].value;
+        else if (strcmp(cases[i].field, "unsubscribe_url") == 0) m.unsubscribe_url = cases[i].value;
+        else m.language = cases[i].value;
+        cr_expect_eq(email_build(&m, "notify@shop.example", &b, err, sizeof(err)), ST_PERMANENT,
+                     "case %zu (%s) was accepted", i, cases[i].field);
+        cr_expect_null(b.data, "case %zu left a message", i);
+        cr_expect_neq(err[0], '\0', "case %zu has no reason", i);
+    }
+}
+
+Test(email, caps_enforced)
+{
+    struct email_message m = sample("zoe@example.com");
+    struct email_built b;
+    char err[256], *big = malloc(EMAIL_BODY_MAX + 2), subject[EMAIL_SUBJECT_MAX + 2];
+
+    cr_assert_not_null(big);
+    memset(big, 'a', EMAIL_BODY_MAX + 1);
+    big[EMAIL_BODY_MAX + 1] = '\0';
+    m.text = big;
+    cr_expect_eq(email_build(&m, "notify@shop.example", &b, err, sizeof(err)), ST_PERMANENT);
+    cr_expect(strstr(err, "text") != NULL, "%s", err);
+    m.text = TEXT_BODY;
+    memset(subject, 'S', sizeof(subject) - 1);
+    subject[sizeof(subject) - 1] = '\0';
+    m.subject = subject;
+    cr_expect_eq(email_build(&m, "notify@shop.example", &b, err, sizeof(err)), ST_PERMANENT);
+    cr_expect(strstr(err, "Subject") != NULL, "%s", err);
+    free(big);
+}
+
+Test(email, addresses)
+{
+    char name[300], addr[300];
+
+    cr_expect(email_addr_valid("a.b+tag@sub.example.co.uk"));
+    cr_expect(email_addr_valid("x@localhost"));
+    cr_expect_not(email_addr_valid(".a@example.com"));
+    cr_expect_not(email_addr_valid("a..b@example.com"));
+    cr_expect_not(email_addr_valid("a@-example.com"));
+    cr_expect_not(email_addr_valid("a@example..com"));
+    cr_expect_not(email_addr_valid("a@b@example.com"));
+    cr_expect(email_parse_mailbox("Shop <n@shop.example>", name, sizeof(name), addr, sizeof(addr)));
+    cr_expect_str_eq(name, "Shop");
+    cr_expect_str_eq(addr, "n@shop.example");
+    cr_expect(email_parse_mailbox("\"Shop, Inc\" <n@shop.example>", name, sizeof(name), addr,
+                                  sizeof(addr)));
+    cr_expect_str_eq(name, "Shop, Inc");
+    cr_expect(email_parse_mailbox("n@shop.example", name, sizeof(name), addr, sizeof(addr)));
+    cr_expect_str_eq(name, "");
+    cr_expect_not(email_parse_mailbox("Shop <n@shop.example", name, sizeof(name), addr, sizeof(addr)));
+}
+
+/* ---- delivery to a real SMTP server ---- */
+
+Test(email, relay_message_arrives_intact, .timeout = 60)
+{
+    struct smtpd s;
+    struct channel *ch;
+    struct channel_msg msg = { .shipment_id = 42 };
+    struct channel_result res;
+    char err[256], path[512];
+    const char *cte;
+    json_t *eml;
+
+    smtpd_start(&s, NULL);
+    use_relay(&s);
+    ch = open_email(ST_OK, err, sizeof(err));
+    msg.u.email = sample("zoe@example.com");
+    cr_assert_eq(email_channel.ops->send(ch, &msg, 1, &res, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(res.err, ST_OK, "%s", res.errmsg);
+    cr_expect_eq(res.code, 250);
+    cr_expect_str_eq(res.status, "relayed");
+    email_channel.ops->close(ch);
+    smtpd_stop(&s);
+
+    cr_assert_eq(count_files(s.dir, ".eml", path, sizeof(path)), 1);
+    eml = parse_eml(path);
+    cr_expect_str_eq(jstr(eml, "subject"), SUBJECT_UTF8);
+    cr_expect_str_eq(jstr(eml, "to_addr"), "zoe@example.com");
+    cr_expect_str_eq(jstr(eml, "to_name"), "Zoë Dupont");
+    cr_expect(strstr(jstr(eml, "from"), "notify@shop.example") != NULL);
+    cr_expect_str_eq(jstr(eml, "message_id"), res.id);
+    cr_expect_str_eq(jstr(eml, "content_type"), "multipart/alternative");
+    cr_expect_str_eq(jstr(eml, "mime_version"), "1.0");
+    cr_expect_str_eq(jstr(eml, "list_unsubscribe"), "<https://shop.example/u/one-click?token=abc123>");
+    cr_expect_str_eq(jstr(eml, "list_unsubscribe_post"), "List-Unsubscribe=One-Click");
+    cr_expect_neq(jstr(eml, "date")[0], '\0');
+    cr_expect_eq(json_array_size(json_object_get(eml, "defects")), 0, "MIME defects: %s",
+                 json_dumps(json_object_get(eml, "defects"), 0));
+    cr_expect(json_is_false(json_object_get(eml, "bare_lf")));
+    cr_expect(json_is_false(json_object_get(eml, "eight_bit")));
+    cr_expect_leq(json_integer_value(json_object_get(eml, "header_max_line")), 78);
+    cr_expect_leq(json_integer_value(json_object_get(eml, "max_line")), 78);
+    /* both parts, text first, decoded back to what was sent (CRLF as LF) */
+    {
+        json_t *parts = json_object_get(eml, "parts");
+        const char *text = part_text(eml, "text/plain", &cte), *html;
+
+        cr_assert_eq(json_array_size(parts), 2);
+        cr_expect_str_eq(jstr(json_array_get(parts, 0), "type"), "text/plain");
+        cr_expect_str_eq(jstr(json_array_get(parts, 1), "type"), "text/html");
+        cr_expect_str_eq(jstr(json_array_get(parts, 0), "charset"), "utf-8");
+        cr_assert_not_null(text);
+        cr_expect_str_eq(text, TEXT_BODY);
+        cr_expect_str_eq(cte, "quoted-printable");
+        html = part_text(eml, "text/html", NULL);
+        cr_assert_not_null(html);
+        cr_expect_str_eq(html, HTML_BODY);
+    }
+    json_decref(eml);
+}
+
+Test(email, non_latin_body_goes_base64, .timeout = 60)
+{
+    struct smtpd s;
+    struct channel *ch;
+    struct channel_msg msg = { .shipment_id = 7 };
+    struct channel_result res;
+    char err[256], path[512];
+    const char *cte, *text;
+    static const char ja[] = "お荷物は税関で保留されています。関税のお支払いが必要です。\n"
+                             "追跡番号: 1Z999AA10123456784\n";
+    json_t *eml;
+
+    smtpd_start(&s, NULL);
+    use_relay(&s);
+    ch = open_email(ST_OK, err, sizeof(err));
+    msg.u.email = sample("taro@example.jp");
+    msg.u.email.text = ja;
+    msg.u.email.subject = "お荷物が税関で保留されています";
+    msg.u.email.transactional = true;
+    cr_assert_eq(email_channel.ops->send(ch, &msg, 1, &res, err, sizeof(err)), ST_OK);
+    cr_expect_eq(res.err, ST_OK, "%s", res.errmsg);
+    email_channel.ops->close(ch);
+    smtpd_stop(&s);
+    cr_assert_eq(count_files(s.dir, ".eml", path, sizeof(path)), 1);
+    eml = parse_eml(path);
+    text = part_text(eml, "text/plain", &cte);
+    cr_assert_not_null(text);
+    cr_expect_str_eq(text, ja);
+    cr_expect_str_eq(cte, "base64");
+    cr_expect_str_eq(jstr(eml, "subject"), "お荷物が税関で保留されています");
+    cr_expect(json_is_null(json_object_get(eml, "list_unsubscribe")), "transactional mail has "
+              "List-Unsubscribe");
+    json_decref(eml);
+}
+
+Test(email, batch_uses_one_session, .timeout = 60)
+{
+    struct smtpd s;
+    struct channel *ch;
+    struct channel_msg msgs[4];
+    struct channel_result res[4];
+    char err[256];
+    int conn = -1;
+
+    smtpd_start(&s, NULL);
+    use_relay(&s);
+    ch = open_email(ST_OK, err, sizeof(err));
+    for (int i = 0; i < 4; i++) {
+        msgs[i].shipment_id = 100 + i;
+        msgs[i].u.email = sample("zoe@example.com");
+    }
+    cr_assert_eq(email_channel.ops->send(ch, msgs, 4, res, err, sizeof(err)), ST_OK);
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(res[i].err, ST_OK, "message %d: %s", i, res[i].errmsg);
+        for (int j = 0; j < i; j++)
+            cr_expect_str_neq(res[i].id, res[j].id, "duplicate Message-ID");
+    }
+    email_channel.ops->close(ch);
+    smtpd_stop(&s);
+    cr_assert_eq(count_files(s.dir, ".json", NULL, 0), 4);
+    for (int i = 1; i <= 4; i++) {
+        char path[512];
+        json_t *meta;
+
+        snprintf(path, sizeof(path), "%s/%04d.json", s.dir, i);
+        meta = json_load_file(path, 0, NULL);
+        cr_assert_not_null(meta, "%s", path);
+        if (conn < 0)
+            conn = (int)json_integer_value(json_object_get(meta, "conn"));
+        cr_expect_eq(json_integer_value(json_object_get(meta, "conn")), conn,
+                     "message %d came over another connection", i);
+        json_decref(meta);
+    }
+}
+
+/* One batch meets every SMTP fault; the good message still goes through. */
+Test(email, smtp_replies_sorted, .timeout = 60)
+{
+    static const struct { const char *to; enum st_err want; int code; } cases[] = {
+        { "tempfail@example.com", ST_RETRY, 451 },
+        { "reject@example.com", ST_PERMANENT, 550 },
+        { "zoe@example.com", ST_OK, 250 },
+        { "datafail@example.com", ST_RETRY, 451 },
+        { "datareject@example.com", ST_PERMANENT, 554 },
+        { "bad address@example.com", ST_PERMANENT, 0 },
+    };
+    enum { N = sizeof(cases) / sizeof(cases[0]) };
+    struct smtpd s;
+    struct channel *ch;
+    struct channel_msg msgs[N];
+    struct channel_result res[N];
+    char err[256];
+
+    smtpd_start(&s, NULL);
+    use_relay(&s);
+    ch = open_email(ST_OK, err, sizeof(err));
+    for (size_t i = 0; i < N; i++) {
+        msgs[i].shipment_id = (long long)i + 1;
+        msgs[i].u.email = sample(cases[i].to);
+    }
+    cr_assert_eq(email_channel.ops->send(ch, msgs, N, res, err, sizeof(err)), ST_OK);
+    for (size_t i = 0; i < N; i++) {
+        cr_expect_eq(res[i].err, cases[i].want, "%s: got %s (%s)", cases[i].to,
+                     st_err_name(res[i].err), res[i].errmsg);
+        cr_expect_eq(res[i].code, cases[i].code, "%s: code %d", cases[i].to, res[i].code);
+    }
+    cr_expect_eq(res[1].flag, CHANNEL_FLAG_BAD_ADDRESS);
+    cr_expect_eq(res[5].flag, CHANNEL_FLAG_BAD_ADDRESS);
+    cr_expect(strstr(res[0].errmsg, "RCPT") != NULL, "%s", res[0].errmsg);
+    email_channel.ops->close(ch);
+    smtpd_stop(&s);
+    cr_expect_eq(count_files(s.dir, ".eml", NULL, 0), 1, "only the good message is delivered");
+}
+
+Test(email, connection_refused_is_retry, .timeout = 60)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof(sa);
+    struct channel *ch;
+    struct channel_msg msgs[2];
+    struct channel_result res[2];
+    char err[256], port[16];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    /* a port that was free a moment ago: nothing listens there */
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(port, sizeof(port), "%d", ntohs(sa.sin_port));
+    close(fd);
+    setenv("SHIPTRACK_SMTP_HOST", "127.0.0.1", 1);
+    setenv("SHIPTRACK_SMTP_PORT", port, 1);
+    setenv("SHIPTRACK_SMTP_STARTTLS", "off", 1);
+    setenv("SHIPTRACK_SMTP_FROM", "notify@shop.example", 1);
+    ch = open_email(ST_OK, err, sizeof(err));
+    for (int i = 0; i < 2; i++) {
+        msgs[i].shipment_id = 1;
+        msgs[i].u.email = sample("zoe@example.com");
+    }
+    cr_assert_eq(email_channel.ops->send(ch, msgs, 2, res, err, sizeof(err)), ST_OK);
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(res[i].err, ST_RETRY, "got %s: %s", st_err_name(res[i].err), res[i].errmsg);
+        cr_expect_neq(res[i].errmsg[0], '\0');
+    }
+    email_channel.ops->close(ch);
+}
+
+Test(email, auth_plain_login, .timeout = 60)
+{
+    static const char *const args[] = { "--auth", "shiptrack:s3cret pass", NULL };
+    struct smtpd s;
+    struct channel *ch;
+    struct channel_msg msg = { .shipment_id = 9 };
+    struct channel_result res;
+    char err[256], path[512];
+    json_t *meta;
+
+    smtpd_start(&s, args);
+    use_relay(&s);
+    msg.u.email = sample("zoe@example.com");
+
+    /* wrong password: an operator must fix the configuration */
+    setenv("SHIPTRACK_SMTP_USERNAME", "shiptrack", 1);
+    setenv("SHIPTRACK_SMTP_PASSWORD", "wrong", 1);
+    ch = open_email(ST_OK, err, sizeof(err));
+    cr_assert_eq(email_channel.ops->send(ch, &msg, 1, &res, err, sizeof(err)), ST_OK);
+    cr_expect_eq(res.err, ST_CONFIG, "got %s: %s", st_err_name(res.err), res.errmsg);
+    cr_expect(strstr(res.errmsg, "wrong") == NULL, "password leaked into: %s", res.errmsg);
+    email_channel.ops->close(ch);
+
+    /* right password */
+    setenv("SHIPTRACK_SMTP_PASSWORD", "s3cret pass", 1);
+    ch = open_email(ST_OK, err, sizeof(err));
+    cr_assert_eq(email_channel.ops->send(ch, &msg, 1, &res, err, sizeof(err)), ST_OK);
+    cr_expect_eq(res.err, ST_OK, "%s", res.errmsg);
+    email_channel.ops->close(ch);
+
+    /* no credentials at all: the server requires AUTH (530) */
+    unsetenv("SHIPTRACK_SMTP_USERNAME");
+    unsetenv("SHIPTRACK_SMTP_PASSWORD");
+    ch = open_email(ST_OK, err, sizeof(err));
+    cr_assert_eq(email_channel.ops->send(ch, &msg, 1, &res, err, sizeof(err)), ST_OK);
+    cr_expect_eq(res.err, ST_PERMANENT, "got %s: %s", st_err_name(res.err), res.errmsg);
+    email_channel.ops->close(ch);
+    smtpd_stop(&s);
+
+    cr_assert_eq(count_files(s.dir, ".json", path, sizeof(path)), 1);
+    meta = json_load_file(path, 0, NULL);
+    cr_assert_not_null(meta);
+    cr_expect_str_eq(jstr(meta, "auth"), "shiptrack");
+    json_decref(meta);
+}
+
+Test(email, starttls_required_but_not_offered, .timeout = 60)
+{
+    struct smtpd s;
+    struct channel *ch;
+    struct channel_msg msg = { .shipment_id = 3 };
+    struct channel_result res;
+    char err[256];
+
+    smtpd_start(&s, NULL);
+    use_relay(&s);
+    setenv("SHIPTRACK_SMTP_STARTTLS", "required", 1);
+    ch = open_email(ST_OK, err, sizeof(err));
+    msg.u.email = sample("zoe@example.com");
+    cr_assert_eq(email_channel.ops->send(ch, &msg, 1, &res, err, sizeof(err)), ST_OK);
+    cr_expect_eq(res.err, ST_CONFIG, "got %s: %s", st_err_name(res.err), res.errmsg);
+    cr_expect(strstr(res.errmsg, "STARTTLS") != NULL, "%s", res.errmsg);
+    email_channel.ops->close(ch);
+
+    /* optional: goes through in the clear */
+    setenv("SHIPTRACK_SMTP_STARTTLS", "optional", 1);
+    ch = open_email(ST_OK, err, sizeof(err));
+    cr_assert_eq(email_channel.ops->send(ch, &msg, 1, &res, err, sizeof(err)), ST_OK);
+    cr_expect_eq(res.err, ST_OK, "%s", res.errmsg);
+    email_channel.ops->close(ch);
+    smtpd_stop(&s);
+    cr_expect_eq(count_files(s.dir, ".eml", NULL, 0), 1);
+}
+
+Test(email, config_errors)
+{
+    char err[256];
+
+    setenv("SHIPTRACK_SMTP_HOST", "127.0.0.1", 1);
+    open_email(ST_CONFIG, err, sizeof(err));
+    cr_expect(strstr(err, "SHIPTRACK_SMTP_FROM") != NULL, "%s", err);
+    setenv("SHIPTRACK_SMTP_FROM", "not an address", 1);
+    open_email(ST_CONFIG, err, sizeof(err));
+    cr_expect(strstr(err, "SHIPTRACK_SMTP_FROM") != NULL, "%s", err);
+    setenv("SHIPTRACK_SMTP_FROM", "n@shop.example", 1);
+    setenv("SHIPTRACK_SMTP_USERNAME", "u", 1);
+    open_email(ST_CONFIG, err, sizeof(err));
+    cr_expect(strstr(err, "SHIPTRACK_SMTP_PASSWORD") != NULL, "%s", err);
+}
+
+Test(email, eml_files_without_relay)
+{
+    char dir[] = "/tmp/st-eml-XXXXXX", err[256], path[512];
+    struct channel *ch;
+    struct channel_msg msgs[3];
+    struct channel_result res[3];
+    json_t *eml;
+
+    cr_assert_not_null(mkdtemp(dir));
+    setenv("SHIPTRACK_EML_DIR", dir, 1);
+    setenv("SHIPTRACK_SMTP_FROM", "Shop <notify@shop.example>", 1);
+    ch = open_email(ST_OK, err, sizeof(err));
+    for (int i = 0; i < 3; i++) {
+        msgs[i].shipment_id = 5;
+        msgs[i].u.email = sample("zoe@example.com");
+    }
+    msgs[1].u.email.subject = "evil\r\nBcc: v@evil.example";
+    cr_assert_eq(email_channel.ops->send(ch, msgs, 3, res, err, sizeof(err)), ST_OK);
+    cr_expect_eq(res[0].err, ST_OK, "%s", res[0].errmsg);
+    cr_expect_eq(res[1].err, ST_PERMANENT);
+    cr_expect_eq(res[2].err, ST_OK, "%s", res[2].errmsg);
+    cr_expect_str_eq(res[0].status, "file");
+    cr_expect_str_neq(res[0].where, res[2].where, "file names must be unique");
+    cr_expect(strncmp(res[0].where, dir, strlen(dir)) == 0, "%s", res[0].where);
+    email_channel.ops->close(ch);
+    cr_expect_eq(count_files(dir, ".eml", path, sizeof(path)), 2);
+    cr_expect_eq(count_files(dir, ".tmp", NULL, 0), 0);
+    {
+        DIR *d = opendir(dir);
+        struct dirent *e;
+
+        while ((e = readdir(d)) != NULL)
+            cr_expect(strncmp(e->d_name, ".tmp-", 5) != 0, "temporary file left: %s", e->d_name);
+        closedir(d);
+    }
+    eml = parse_eml(res[0].where);
+    cr_expect_str_eq(jstr(eml, "subject"), SUBJECT_UTF8);
+    cr_expect_str_eq(jstr(eml, "message_id"), res[0].id);
+    cr_expect_eq(json_array_size(json_object_get(eml, "parts")), 2);
+    json_decref(eml);
+}
