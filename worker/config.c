@@ -103,6 +103,9 @@ const struct cfg_param config_params[] = {
     { "SHIPTRACK_EXPIRE_AFTER", CFG_DURATION, "30d", 1 * MS_H, 365 * MS_D, NULL, 0,
       "a shipment with no carrier movement for this long becomes expired and is no longer polled",
       O(expire_after_ms) },
+    { "SHIPTRACK_TEMPLATES_DIR", CFG_STRING, "/usr/share/shiptrack/templates", 0, 0, NULL, 0,
+      "notification templates, one folder per locale (the source tree's templates/ when run "
+      "from a checkout)", O(templates_dir) },
     CARRIER_KEY("DHL", 0, "DHL Shipment Tracking - Unified API key (header DHL-API-Key)"),
     CARRIER_COMMON("DHL", 0),
     { "SHIPTRACK_DHL_LANGUAGE", CFG_STRING, "en", 0, 0, NULL, 0,

@@ -85,6 +85,7 @@ struct st_config {
     long long http_max_body;
     char *poll_intervals;           /* status=duration overrides (SHIPTRACK_POLL_INTERVALS) */
     long long expire_after_ms;      /* no movement for this long: status expired */
+    char *templates_dir;            /* notification templates (SHIPTRACK_TEMPLATES_DIR) */
     struct carrier_conf carrier[CONFIG_CARRIERS];
     /* email channel (worker/email.c) */
     char *smtp_host;                /* relay; NULL: .eml files in eml_dir */

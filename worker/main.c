@@ -4,6 +4,7 @@
  * Exit status: 0 success, 1 runtime failure (database, carrier, not found),
  * 2 usage or configuration error.
  */
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@
 #include "normalize.h"
 #include "poller.h"
 #include "register.h"
+#include "templates.h"
 #include "timeline.h"
 
 #define EXIT_USAGE 2
@@ -51,6 +53,8 @@ static const struct {
     { "normalize", "--carrier C FILE [--number N]... [--http-status S]",
       "print the normalized events of a saved carrier response as JSON lines" },
     { "detect", "NUMBER [--json]", "which carriers and formats a tracking number fits" },
+    { "render", "--milestone M --locale L --channel email|sms [--data FILE]",
+      "print a rendered notification (built-in sample data without --data)" },
     { "carriers", "[--json]", "list supported carriers and whether credentials are set" },
     { "config", "[--markdown]", "print the configuration in effect (secrets masked)" },
     { "version", "", "print the version" },
@@ -406,6 +410,75 @@ static int cmd_carriers(const struct st_config *cfg, int argc, char **argv)
     return 0;
 }
 
+/* `render`: print one milestone's message for template authors. Exit 2 for
+ * bad arguments or data, 1 for template problems. */
+static int cmd_render(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "milestone", required_argument, NULL, 0 }, { "locale", required_argument, NULL, 0 },
+        { "channel", required_argument, NULL, 0 },   { "data", required_argument, NULL, 0 },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *v[4] = { 0 }, *pos[1];
+    struct tpl_message msg;
+    enum tpl_channel ch;
+    json_error_t je;
+    json_t *data;
+    char err[1024];
+    enum st_err e;
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    if (v[0] == NULL || v[1] == NULL || v[2] == NULL)
+        return usage_error("%s", "render: --milestone, --locale and --channel are required");
+    if (!templates_milestone_known(v[0]))
+        return usage_error("render: unknown milestone \"%s\" (shipped, customs_processing, "
+                           "customs_held, customs_released, delayed, out_for_delivery, "
+                           "attempt_failed, available_for_pickup, delivered, exception, returning)",
+                           v[0]);
+    if (!templates_locale_valid(v[1]))
+        return usage_error("render: --locale \"%s\" is not a language tag like en, de or pt-BR",
+                           v[1]);
+    if (!templates_channel_parse(v[2], &ch))
+        return usage_error("render: --channel \"%s\" is not email or sms", v[2]);
+    if (v[3] != NULL)
+        data = json_load_file(v[3], JSON_REJECT_DUPLICATES, &je);
+    else
+        data = templates_sample_data(v[0]);
+    if (data == NULL) {
+        fprintf(stderr, "shiptrack render: %s: %s\n", v[3] ? v[3] : "sample data",
+                v[3] ? je.text : "out of memory");
+        return EXIT_USAGE;
+    }
+    e = templates_render(cfg->templates_dir, v[0], v[1], ch, data, &msg, err, sizeof(err));
+    json_decref(data);
+    if (e != ST_OK) {
+        fprintf(stderr, "shiptrack render: %s%s%s\n", v[3] && e == ST_PERMANENT ? v[3] : "",
+                v[3] && e == ST_PERMANENT ? ": " : "", err);
+        return e == ST_PERMANENT ? EXIT_USAGE : 1;
+    }
+    for (n = 0; v[1][n] != '\0' && (v[1][n] == '_' ? '-' : tolower((unsigned char)v[1][n])) ==
+                                      tolower((unsigned char)msg.locale[n]);
+         n++)
+        ;
+    if (v[1][n] != '\0' || msg.locale[n] != '\0')
+        fprintf(stderr, "shiptrack render: no templates for %s; using %s\n", v[1], msg.locale);
+    if (ch == TPL_SMS) {
+        enum sms_encoding enc;
+        size_t units;
+        unsigned segs = sms_segments(msg.sms, &enc, &units);
+
+        printf("%s\n----- %s, %zu %s, %u segment%s -----\n", msg.sms,
+               enc == SMS_GSM7 ? "GSM-7" : "UCS-2", units,
+               enc == SMS_GSM7 ? "septets" : "UTF-16 units", segs, segs == 1 ? "" : "s");
+    } else
+        printf("Subject: %s\n\n----- text/plain -----\n%s\n----- text/html -----\n%s", msg.subject,
+               msg.text, msg.html);
+    tpl_message_free(&msg);
+    return 0;
+}
+
 static int cmd_run(struct st_config *cfg, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -494,6 +567,8 @@ int main(int argc, char **argv)
         rc = cmd_normalize(argc - 1, argv + 1);
     else if (strcmp(cmd, "detect") == 0)
         rc = cmd_detect(argc - 1, argv + 1);
+    else if (strcmp(cmd, "render") == 0)
+        rc = cmd_render(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "carriers") == 0)
         rc = cmd_carriers(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "run") == 0)
