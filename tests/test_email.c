@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +61,8 @@ static void quiet(void)
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         unsetenv(keys[i]);
     log_setup("error", "text", NULL);
+    /* as in main(): a relay that drops the connection must not kill us */
+    signal(SIGPIPE, SIG_IGN);
 }
 
 TestSuite(email, .init = quiet);
@@ -773,4 +776,107 @@ Test(email, eml_files_without_relay)
     cr_expect_str_eq(jstr(eml, "message_id"), res[0].id);
     cr_expect_eq(json_array_size(json_object_get(eml, "parts")), 2);
     json_decref(eml);
+}
+
+/* ---- STARTTLS (tests/fixtures/smtp: a self-signed certificate for
+ * localhost and 127.0.0.1, valid until 2126) ---- */
+
+static const char *const tls_args[] = {
+    "--tls", ST_SOURCE_DIR "/tests/fixtures/smtp/cert.pem",
+    ST_SOURCE_DIR "/tests/fixtures/smtp/key.pem", NULL,
+};
+
+/* Send one message over STARTTLS. aiosmtpd 1.4 switches its transport to TLS
+ * only after the "220 Ready" reply is flushed, so a fast ClientHello can be
+ * lost and the handshake stalls until our timeout (a retry, as it should be):
+ * a test-server race, so such a retry is tried again, up to five times. */
+static void send_tls(struct channel *ch, const struct channel_msg *msg, struct channel_result *res)
+{
+    char err[256];
+
+    for (int attempt = 0; attempt < 5; attempt++) {
+        cr_assert_eq(email_channel.ops->send(ch, msg, 1, res, err, sizeof(err)), ST_OK);
+        if (res->err != ST_RETRY)
+            return;
+    }
+}
+
+/* A certificate nobody vouches for is refused while verification is on,
+ * and accepted (with a warning at open) when it is switched off. */
+Test(email, starttls_verifies_certificate, .timeout = 60)
+{
+    struct smtpd s;
+    struct channel *ch;
+    struct channel_msg msg = { .shipment_id = 4 };
+    struct channel_result res;
+    char err[256], path[512];
+    json_t *meta;
+
+    smtpd_start(&s, tls_args);
+    use_relay(&s);
+    setenv("SHIPTRACK_SMTP_STARTTLS", "required", 1);
+    setenv("SHIPTRACK_SMTP_TIMEOUT", "2s", 1);
+    msg.u.email = sample("zoe@example.com");
+
+    ch = open_email(ST_OK, err, sizeof(err));
+    send_tls(ch, &msg, &res);
+    cr_expect_eq(res.err, ST_CONFIG, "got %s: %s", st_err_name(res.err), res.errmsg);
+    cr_expect(strstr(res.errmsg, "certificate") != NULL, "%s", res.errmsg);
+    email_channel.ops->close(ch);
+    cr_expect_eq(count_files(s.dir, ".eml", NULL, 0), 0, "sent over an unverified channel");
+
+    setenv("SHIPTRACK_SMTP_TLS_VERIFY", "off", 1);
+    ch = open_email(ST_OK, err, sizeof(err));
+    send_tls(ch, &msg, &res);
+    cr_expect_eq(res.err, ST_OK, "%s", res.errmsg);
+    email_channel.ops->close(ch);
+    smtpd_stop(&s);
+
+    cr_assert_eq(count_files(s.dir, ".json", path, sizeof(path)), 1);
+    meta = json_load_file(path, 0, NULL);
+    cr_assert_not_null(meta);
+    cr_expect(json_is_true(json_object_get(meta, "tls")), "message did not travel over TLS");
+    json_decref(meta);
+}
+
+/* A trusted certificate (OpenSSL's SSL_CERT_FILE) and a matching host name:
+ * verified STARTTLS with AUTH inside it, twice in one process (libesmtp 1.1.0
+ * frees each session's SSL_CTX). */
+Test(email, starttls_trusted_with_auth, .timeout = 60)
+{
+    static const char *const args[] = {
+        "--tls", ST_SOURCE_DIR "/tests/fixtures/smtp/cert.pem",
+        ST_SOURCE_DIR "/tests/fixtures/smtp/key.pem", "--auth", "shiptrack:pw", NULL,
+    };
+    char err[256], path[512];
+    struct smtpd s;
+    struct channel *ch;
+    struct channel_msg msg = { .shipment_id = 5 };
+    struct channel_result res;
+    json_t *meta;
+
+    setenv("SSL_CERT_FILE", ST_SOURCE_DIR "/tests/fixtures/smtp/cert.pem", 1);
+    smtpd_start(&s, args);
+    use_relay(&s);
+    /* libesmtp matches DNS names only (not IP addresses) against the certificate */
+    setenv("SHIPTRACK_SMTP_HOST", "localhost", 1);
+    setenv("SHIPTRACK_SMTP_STARTTLS", "required", 1);
+    setenv("SHIPTRACK_SMTP_TIMEOUT", "2s", 1);
+    setenv("SHIPTRACK_SMTP_USERNAME", "shiptrack", 1);
+    setenv("SHIPTRACK_SMTP_PASSWORD", "pw", 1);
+    msg.u.email = sample("zoe@example.com");
+    ch = open_email(ST_OK, err, sizeof(err));
+    for (int round = 0; round < 2; round++) {
+        send_tls(ch, &msg, &res);
+        cr_expect_eq(res.err, ST_OK, "round %d: %s: %s", round, st_err_name(res.err), res.errmsg);
+    }
+    email_channel.ops->close(ch);
+    smtpd_stop(&s);
+
+    cr_assert_eq(count_files(s.dir, ".json", path, sizeof(path)), 2);
+    meta = json_load_file(path, 0, NULL);
+    cr_assert_not_null(meta);
+    cr_expect(json_is_true(json_object_get(meta, "tls")));
+    cr_expect_str_eq(jstr(meta, "auth"), "shiptrack");
+    json_decref(meta);
 }

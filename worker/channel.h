@@ -16,6 +16,9 @@
  * Wording: a "batch" is what one send() call delivers; for email it is one
  * SMTP connection (one libesmtp session) carrying every message of the batch.
  *
+ * A relay or provider may drop the connection mid-write: the process must
+ * ignore SIGPIPE (worker/main.c does).
+ *
  * Ownership: messages and results are caller-owned; a channel keeps no
  * pointer into them after send() returns. Secrets (SMTP password, SMS auth
  * token) live only in the channel state and are never logged.

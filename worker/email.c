@@ -17,8 +17,15 @@
  * fails verification is ST_CONFIG. Without a relay, each message becomes an
  * .eml file in SHIPTRACK_EML_DIR, written to a temporary name and renamed.
  *
- * Note: libesmtp 1.1 takes smtp_set_timeout() values in milliseconds, whatever
- * its documentation says.
+ * Notes on libesmtp 1.1.0: smtp_set_timeout() takes milliseconds, whatever its
+ * documentation says; and destroying a session frees the process-wide SSL_CTX
+ * libesmtp creates for itself, so a second STARTTLS session in the same
+ * process would use freed memory (seen under ASan). Each session therefore
+ * gets an SSL_CTX of ours (TLS 1.2+, the system CA store, or SSL_CERT_FILE /
+ * SSL_CERT_DIR), which libesmtp leaves to us: it is freed after the session
+ * (test_email's STARTTLS tests check both under ASan/LSan). Certificate and
+ * host-name checks are libesmtp's, enforced in event_cb() unless
+ * SHIPTRACK_SMTP_TLS_VERIFY=off.
  */
 #include "channel.h"
 
@@ -35,7 +42,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* auth-client.h first: it makes libesmtp.h declare smtp_auth_set_context(). */
+/* openssl/ssl.h and auth-client.h first: they make libesmtp.h declare
+ * smtp_starttls_set_ctx() and smtp_auth_set_context(). */
+#include <openssl/ssl.h>
 #include <auth-client.h>
 #include <libesmtp.h>
 
@@ -1113,6 +1122,23 @@ static bool smtp_failed(const smtp_status_t *s, const char *step, struct channel
     return true;
 }
 
+/* Give session a fresh SSL_CTX in *out; the caller frees it after
+ * smtp_destroy_session(). */
+static bool set_tls_context(smtp_session_t session, SSL_CTX **out)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (ctx == NULL)
+        return false;
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_default_verify_paths(ctx) != 1 || !smtp_starttls_set_ctx(session, ctx)) {
+        SSL_CTX_free(ctx);
+        return false;
+    }
+    *out = ctx;
+    return true;
+}
+
 /* Set one libesmtp timeout in milliseconds (libesmtp 1.1 reads ms). */
 static bool set_timeout(smtp_session_t s, int which, long ms)
 {
@@ -1126,6 +1152,7 @@ static void smtp_send_batch(struct email_state *st, struct outgoing *out, size_t
     struct session_events ev = { .verify = st->verify };
     smtp_session_t session;
     auth_context_t auth = NULL;
+    SSL_CTX *tls = NULL;
     char why[200] = "";
     int started;
     size_t i;
@@ -1143,7 +1170,8 @@ static void smtp_send_batch(struct email_state *st, struct outgoing *out, size_t
         !set_timeout(session, Timeout_ENVELOPE, st->timeout_ms) ||
         !set_timeout(session, Timeout_DATA, st->timeout_ms) ||
         !set_timeout(session, Timeout_TRANSFER, st->timeout_ms) ||
-        !set_timeout(session, Timeout_DATA2, st->timeout_ms)) {
+        !set_timeout(session, Timeout_DATA2, st->timeout_ms) ||
+        (st->starttls != Starttls_DISABLED && !set_tls_context(session, &tls))) {
         snprintf(why, sizeof(why), "email: cannot set up SMTP session for %.150s", st->hostport);
         goto fail_all;
     }
@@ -1213,6 +1241,7 @@ static void smtp_send_batch(struct email_state *st, struct outgoing *out, size_t
                      st_err_name(res->err), res->errmsg);
     }
     smtp_destroy_session(session);
+    SSL_CTX_free(tls);
     if (auth != NULL)
         auth_destroy_context(auth);
     return;
@@ -1222,6 +1251,7 @@ fail_all:
         results[out[i].index].err =
             st_fail(results[out[i].index].errmsg, sizeof(results[0].errmsg), ST_RETRY, "%s", why);
     smtp_destroy_session(session);
+    SSL_CTX_free(tls);
     if (auth != NULL)
         auth_destroy_context(auth);
 }
