@@ -40,9 +40,11 @@
 
 #define MAX_SLOTS 16
 #define WINDOW_MAX 256          /* breaker window cap (2 * min_requests) */
-#define TOKEN_SAFETY_MS 60000   /* refresh a token this long before it expires */
+#define TOKEN_SAFETY_MS 60000   /* refresh a token this long before it expires (at most a
+                                   quarter of its lifetime, so short-lived tokens get used) */
 #define QUOTA_CHUNK_MAX 20      /* requests reserved per database round trip */
-#define AUTH_RETRIES_MAX 1      /* re-queues after a 401 with a fresh token */
+#define AUTH_RETRIES_MAX 5      /* re-queues of one shipment after 401s, each time with a
+                                   newer token; one more 401 fails it as a credentials problem */
 
 enum breaker_state { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
 
@@ -70,6 +72,7 @@ struct carrier_slot {
     /* OAuth2 */
     char token[CARRIER_TOKEN_MAX];
     long long token_expires_ms;     /* ms clock; 0 = no token */
+    long long token_margin_ms;      /* refresh this long before token_expires_ms */
     long long token_obtained_ms;    /* ms clock of the current token */
     bool token_fetching;
     long long token_retry_ms;       /* no new token request before this */
@@ -761,7 +764,7 @@ static void start_jobs(struct poller *p)
                now_ms() >= s->pause_until && rate_ok(s)) {
             if (s->def->auth == CARRIER_AUTH_OAUTH2 &&
                 (s->queued > 0 || s->n_register > 0) &&
-                now_ms() + TOKEN_SAFETY_MS >= s->token_expires_ms) {
+                now_ms() + s->token_margin_ms >= s->token_expires_ms) {
                 start_token(p, s);
                 break; /* requests wait for the token */
             }
@@ -815,6 +818,11 @@ static void finish_token(struct poller *p, struct job *j, CURLcode cc, long stat
     snprintf(s->token, sizeof(s->token), "%s", tok.access_token);
     s->token_obtained_ms = now_ms();
     s->token_expires_ms = now_ms() + (tok.expires_in_s > 0 ? tok.expires_in_s : 3600) * 1000LL;
+    /* A fixed margin would make a token living less than it look expired on
+     * arrival (and be fetched again forever): at most a quarter of its life. */
+    s->token_margin_ms = (s->token_expires_ms - s->token_obtained_ms) / 4;
+    if (s->token_margin_ms > TOKEN_SAFETY_MS)
+        s->token_margin_ms = TOKEN_SAFETY_MS;
     p->totals->token_fetches++;
     log_info("carrier.token", 0, s->def->name, "new access token, valid %ld s",
              tok.expires_in_s > 0 ? tok.expires_in_s : 3600);
@@ -919,7 +927,12 @@ static void finish_poll(struct poller *p, struct job *j, CURLcode cc, long statu
         return;
     }
     if (status == 401 && s->def->auth == CARRIER_AUTH_OAUTH2) {
-        /* The token expired or was revoked: get a new one and try again once. */
+        /* The token expired, was used up or revoked: get a new one and try
+         * again. Tokens wear out under concurrent use too (requests in
+         * flight when a token is replaced, per-token use limits), so one
+         * refusal of a fresh token proves nothing; a shipment refused again
+         * and again is a credentials (scope) problem, bounded per shipment.
+         * Wrong client credentials fail at the token endpoint. */
         bool requeued = false;
 
         if (s->token_obtained_ms <= j->started_ms) /* not already replaced */
@@ -927,7 +940,8 @@ static void finish_poll(struct poller *p, struct job *j, CURLcode cc, long statu
         for (size_t i = 0; i < j->n; i++) {
             if (j->items[i].auth_retries >= AUTH_RETRIES_MAX) {
                 fail_items(p, s, &j->items[i], 1, ST_CONFIG,
-                           "carrier rejected a freshly issued access token (HTTP 401)", 0);
+                           "carrier refused every access token this shipment was polled with "
+                           "(HTTP 401)", 0);
                 continue;
             }
             j->items[i].auth_retries++;
