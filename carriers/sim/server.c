@@ -26,7 +26,8 @@
  *
  * Faults hit carrier routes only, drawn per request from a generator seeded
  * by --seed and the request's sequence number: latency first, then 429 (with
- * Retry-After: 1), then 500, then, on a 200, a body cut in half. They start
+ * Retry-After: 1), then 500, then, on a 2xx (La Poste answers 207), a body
+ * cut in half. They start
  * as the command line set them and /_sim/faults may change them later.
  *
  * Runs until SIGTERM or SIGINT, then stops the daemon and returns 0.
@@ -92,7 +93,7 @@ struct sim_faults {
 struct sim_counters {
     unsigned long requests;
     unsigned long s2xx, s401, s429, s5xx, other;
-    unsigned long malformed;    /* 200 bodies cut in half */
+    unsigned long malformed;    /* 2xx bodies cut in half */
     unsigned long early;        /* requests inside a Retry-After window we gave */
     long long pause_until_ms;   /* monotonic ms: end of the last Retry-After given */
 };
@@ -480,7 +481,8 @@ static void dispatch(struct sim_server *srv, const struct sim_request *req,
         sim_respond_problem(resp, 500, "Internal Server Error", "Simulated failure.");
     } else {
         car->handle(&srv->env, req, resp);
-        if (hit && resp->status == 200 && resp->len > 1 && f.malformed_rate > 0 &&
+        if (hit && resp->status >= 200 && resp->status < 300 && resp->len > 1 &&
+            f.malformed_rate > 0 &&
             fault_draw(opt->seed, seq, 2) < f.malformed_rate) {
             resp->len /= 2; /* truncated JSON */
             cut = true;
