@@ -21,7 +21,8 @@
 struct token {
     char value[48];       /* "sim-<carrier>-<serial>-<hex>" */
     char carrier[16];
-    time_t expires;       /* CLOCK_MONOTONIC seconds */
+    long long expires_ms; /* CLOCK_MONOTONIC milliseconds (whole seconds would cut a
+                             2 s token's life to anything between 1 and 2 s) */
     unsigned uses;
 };
 
@@ -30,12 +31,12 @@ static size_t n_tokens, next_slot;
 static unsigned long serial;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-static time_t mono_now(void)
+static long long mono_now_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 bool sim_oauth_client_ok(const struct sim_env *env, const char *id, const char *secret)
@@ -62,7 +63,7 @@ bool sim_oauth_issue(const struct sim_env *env, const char *carrier, char *buf, 
     mix = (serial * 0x9E3779B97F4A7C15ULL) ^ env->opt->seed;
     snprintf(t->carrier, sizeof(t->carrier), "%s", carrier);
     snprintf(t->value, sizeof(t->value), "sim-%.8s-%lu-%016llx", carrier, serial, mix);
-    t->expires = mono_now() + (time_t)env->opt->token_ttl;
+    t->expires_ms = mono_now_ms() + (long long)env->opt->token_ttl * 1000;
     t->uses = 0;
     snprintf(buf, cap, "%s", t->value);
     pthread_mutex_unlock(&lock);
@@ -85,7 +86,7 @@ bool sim_oauth_valid(const struct sim_env *env, const char *carrier, const char 
         if (strcmp(t->value, tok) != 0 || strcmp(t->carrier, carrier) != 0)
             continue;
         t->uses++;
-        ok = mono_now() < t->expires &&
+        ok = mono_now_ms() < t->expires_ms &&
              (env->opt->token_max_uses == 0 || t->uses <= env->opt->token_max_uses);
         break;
     }
