@@ -13,8 +13,9 @@
  * goes over one libesmtp session (one connection, one EHLO/STARTTLS/AUTH);
  * each message's MAIL, RCPT and DATA replies are read back: 2xx ST_OK, 4xx
  * ST_RETRY, 5xx ST_PERMANENT, no reply (connection refused or dropped)
- * ST_RETRY; a rejected AUTH, a missing required STARTTLS or a certificate that
- * fails verification is ST_CONFIG. Without a relay, each message becomes an
+ * ST_RETRY; a rejected AUTH, a 5xx to MAIL FROM other than 552 (the relay
+ * refuses our sender, e.g. 530 authentication required), a missing required
+ * STARTTLS or a certificate that fails verification is ST_CONFIG. Without a relay, each message becomes an
  * .eml file in SHIPTRACK_EML_DIR, written to a temporary name and renamed.
  *
  * Notes on libesmtp 1.1.0: smtp_set_timeout() takes milliseconds, whatever its
@@ -867,9 +868,11 @@ static enum st_err email_open(const struct st_config *cfg, struct channel **out,
         email_close(&st->base);
         return st_fail(err, errlen, ST_CONFIG, "SHIPTRACK_SMTP_FROM: required with SHIPTRACK_SMTP_HOST");
     }
-    if (strpbrk(st->host, " \t/@") != NULL || strlen(st->host) > 253) {
+    if (strpbrk(st->host, " \t/@:[]") != NULL || strlen(st->host) > 253) {
         email_close(&st->base);
-        return st_fail(err, errlen, ST_CONFIG, "SHIPTRACK_SMTP_HOST: expected a host name or address");
+        return st_fail(err, errlen, ST_CONFIG,
+                       "SHIPTRACK_SMTP_HOST: expected a host name or IPv4 address (no port, no "
+                       "IPv6 literal; the port is SHIPTRACK_SMTP_PORT)");
     }
     if ((st->username == NULL) != (st->password == NULL)) {
         email_close(&st->base);
@@ -1217,7 +1220,16 @@ static void smtp_send_batch(struct email_state *st, struct outgoing *out, size_t
             res->err = st_fail(res->errmsg, sizeof(res->errmsg), ST_CONFIG,
                                "email: relay %s TLS %s", st->hostport, ev.cert_reason);
         } else if (smtp_failed(smtp_reverse_path_status(out[i].msg), "MAIL FROM", res)) {
-            /* sorted */
+            /* A refused sender is never the recipient's fault and would fail
+             * every message alike (530 AUTH required, 5.7.x relay denied):
+             * an operator must act. Only a size refusal (552) is this message's. */
+            if (res->err == ST_PERMANENT && res->code != 552) {
+                size_t len = strlen(res->errmsg);
+
+                res->err = ST_CONFIG;
+                snprintf(res->errmsg + len, sizeof(res->errmsg) - len,
+                         " (relay refuses the sender: check SHIPTRACK_SMTP_FROM and AUTH)");
+            }
         } else if (smtp_failed(smtp_recipient_status(out[i].rcpt), "RCPT TO", res)) {
             if (res->err == ST_PERMANENT)
                 res->flag = CHANNEL_FLAG_BAD_ADDRESS;

@@ -126,6 +126,14 @@ bool sms_measure_body(const char *body, struct sms_measure *out)
 
 /* ---- validation ---- */
 
+/* True when s starts with prefix (never reads past either string's end). */
+static bool has_prefix(const char *s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return strnlen(s, n) == n && memcmp(s, prefix, n) == 0;
+}
+
 /* E.164: '+', a non-zero digit, 8 to 15 digits in all. */
 static bool e164_valid(const char *s)
 {
@@ -249,7 +257,7 @@ enum st_err sms_build(const struct sms_message *m, const char *base_url, const c
     if ((rc = check_message(m, err, errlen)) != ST_OK)
         return rc;
     if (base_url == NULL ||
-        (strncmp(base_url, "https://", 8) != 0 && strncmp(base_url, "http://", 7) != 0) ||
+        (!has_prefix(base_url, "https://") && !has_prefix(base_url, "http://")) ||
         strpbrk(base_url, " \t\r\n?#") != NULL)
         return st_fail(err, errlen, ST_CONFIG, "SHIPTRACK_SMS_URL: expected an http(s):// base URL");
     if (!sid_valid(account_sid))
@@ -450,6 +458,11 @@ static enum st_err sms_open(const struct st_config *cfg, struct channel **out, c
     if (!st->provider) {
         log_info("sms.open", 0, NULL, "mode=jsonl file=%s (no SMS provider configured)", st->jsonl);
     } else {
+        if (has_prefix(st->url, "http://") && !has_prefix(st->url, "http://127.") &&
+            !has_prefix(st->url, "http://localhost"))
+            log_warn("sms.cleartext", 0, NULL,
+                     "url=%s is not https: the auth token crosses the network unencrypted",
+                     st->url);
         if (!st->verify)
             log_warn("sms.tls_verify_off", 0, NULL,
                      "url=%s TLS certificate verification is OFF (SHIPTRACK_SMS_TLS_VERIFY=off)",
