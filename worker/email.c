@@ -282,6 +282,7 @@ bool email_parse_mailbox(const char *s, char *name, size_t namecap, char *addr, 
 struct hdr {
     struct sbuf *b;
     size_t col;           /* octets on the current line */
+    size_t name_len;      /* "Name:" octets: no fold before the first token */
 };
 
 /* Start a header line "Name:". */
@@ -291,13 +292,14 @@ static void hdr_begin(struct hdr *h, struct sbuf *b, const char *name)
     sb_str(b, name);
     sb_add(b, ":", 1);
     h->col = strlen(name) + 1;
+    h->name_len = h->col;
 }
 
 /* Add one token, preceded by a space, folding first when the line would
  * pass HDR_FOLD octets (never right after the header name). */
 static void hdr_token(struct hdr *h, const char *tok, size_t n)
 {
-    if (h->col + 1 + n > HDR_FOLD && h->col > 0) {
+    if (h->col + 1 + n > HDR_FOLD && h->col > h->name_len) {
         sb_add(h->b, "\r\n ", 3);
         h->col = 1;
     } else {
