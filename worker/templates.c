@@ -11,9 +11,10 @@
  * not the empty string mustache would print.
  *
  * Dates: calendar days ("2026-11-24") are printed as given; instants are
- * converted to the recipient's IANA zone with localtime_r() under TZ, which
- * is process-global, so the switch is serialized by tz_lock and TZ is
- * restored afterwards. Names of weekdays and months come from the tables
+ * converted to the recipient's IANA zone with localtime_r() under TZ (as
+ * carriers/geo.c does). TZ is process-global, so the switch is serialized by
+ * tz_lock and TZ is restored afterwards; other threads must not depend on
+ * the local zone while a render runs (the worker logs and stores UTC). Names of weekdays and months come from the tables
  * below (no dependency on installed C locales).
  */
 #include "templates.h"
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "geo.h"
 #include "mustache.h"
 
 const char *const templates_milestones[] = {
@@ -283,20 +285,7 @@ static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
 
 bool templates_zone_valid(const char *tz)
 {
-    const char *dir = getenv("TZDIR");
-    char path[512];
-    struct stat st;
-
-    if (tz == NULL || tz[0] == '\0' || tz[0] == '/' || strlen(tz) > 64 || strstr(tz, "..") != NULL)
-        return false;
-    for (const char *p = tz; *p != '\0'; p++)
-        if (!isalnum((unsigned char)*p) && strchr("/_+-", *p) == NULL)
-            return false;
-    if (dir == NULL || dir[0] == '\0')
-        dir = "/usr/share/zoneinfo";
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, tz) >= sizeof(path))
-        return false;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return geo_zone_valid(tz);
 }
 
 /* Broken-down local time of t in zone tz (validated). */

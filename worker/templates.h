@@ -23,8 +23,9 @@
  * Errors: ST_PERMANENT for bad message data (the input will never render),
  * ST_CONFIG for template problems (missing file, mustache error, missing
  * partial, size cap) - the message names the locale, milestone and file.
- * Not thread-safe while formatting dates: the time zone is switched through
- * TZ under a process-wide mutex (see templates.c).
+ * Renders may run on several threads: the time zone is switched through TZ
+ * under a process-wide mutex (see templates.c), so nothing else in the
+ * process should rely on the local zone meanwhile.
  */
 #ifndef ST_TEMPLATES_H
 #define ST_TEMPLATES_H
@@ -117,7 +118,8 @@ bool templates_format_day_short(const char *locale, int year, int month, int day
  * "...Z"); a missing offset is an error, never guessed. */
 bool templates_parse_instant(const char *s, time_t *t);
 
-/* True when tz names a zone in the system tz database (TZDIR or /usr/share/zoneinfo). */
+/* True when tz names a zone in the system tz database (TZDIR or
+ * /usr/share/zoneinfo); the rules of geo_zone_valid(). */
 bool templates_zone_valid(const char *tz);
 
 /* SMS encodings. */
