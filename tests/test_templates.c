@@ -327,6 +327,9 @@ static unsigned render_and_check(const char *dir, const char *loc, const char *m
         cr_assert_not_null(out, "%s %s: part %s not rendered", loc, milestone, parts[k]);
         cr_expect_gt(strlen(out), 0, "%s %s: part %s is empty", loc, milestone, parts[k]);
         cr_expect_null(strstr(out, "{{"), "%s %s: %s has a stray {{", loc, milestone, parts[k]);
+        cr_expect_null(strchr(out, '\\'), "%s %s: %s has a stray backslash", loc, milestone,
+                       parts[k]);
+        cr_expect_null(strstr(out, "**"), "%s %s: %s has stray markup", loc, milestone, parts[k]);
         snprintf(name, sizeof(name), "%s.%s", milestone, parts[k]);
         tmpl = read_opt(dir, loc, name);
         cr_assert_not_null(tmpl);
@@ -1035,4 +1038,109 @@ Test(render_cmd, template_problems_exit_1)
     cr_expect_not_null(strstr(err, "/nonexistent/templates"), "%s", err);
     free(out);
     free(err);
+}
+
+/* Render data for milestone in every locale: no error, every visible variable
+ * shows, SMS within two segments. */
+static void check_variant(json_t *data, const char *milestone, const char *what)
+{
+    char dir[4096], err[1024] = "";
+
+    tpl_dir(dir, sizeof(dir));
+    for (size_t l = 0; l < templates_locales_count; l++) {
+        const char *loc = templates_locales[l];
+        struct tpl_message em, sm;
+        json_t *view;
+        char *tmpl;
+        char name[128];
+
+        cr_assert_eq(templates_render(dir, milestone, loc, TPL_EMAIL, data, &em, err,
+                                      sizeof(err)), ST_OK, "%s %s (%s): %s", loc, milestone, what,
+                     err);
+        cr_assert_eq(templates_render(dir, milestone, loc, TPL_SMS, data, &sm, err, sizeof(err)),
+                     ST_OK, "%s %s (%s): %s", loc, milestone, what, err);
+        cr_expect_leq(sms_segments(sm.sms, NULL, NULL), 2, "%s %s (%s): SMS too long: %s", loc,
+                      milestone, what, sm.sms);
+        view = templates_view(data, loc, milestone, err, sizeof(err));
+        cr_assert_not_null(view, "%s", err);
+        snprintf(name, sizeof(name), "%s.text.txt", milestone);
+        tmpl = read_opt(dir, loc, name);
+        cr_assert_not_null(tmpl);
+        check_visible(dir, loc, name, tmpl, view, false, em.text, 0);
+        free(tmpl);
+        snprintf(name, sizeof(name), "%s.sms.txt", milestone);
+        tmpl = read_opt(dir, loc, name);
+        cr_assert_not_null(tmpl);
+        check_visible(dir, loc, name, tmpl, view, false, sm.sms, 0);
+        free(tmpl);
+        cr_expect_null(strstr(em.text, "\n\n\n"), "%s %s (%s): empty paragraph in text", loc,
+                       milestone, what);
+        json_decref(view);
+        tpl_message_free(&em);
+        tpl_message_free(&sm);
+    }
+}
+
+Test(templates, every_customs_hold_and_exception_variant_renders)
+{
+    static const char *const reasons[] = { "processing", "documents_required", "duties_due",
+                                           "inspection", "prohibited", "delay", "unknown" };
+    static const char *const actors[] = { "recipient", "shipper", "broker", "nobody", NULL };
+    static const char *const problems[] = { "address_issue", "damaged", "lost", "refused",
+                                            "other", NULL };
+
+    for (size_t r = 0; r < sizeof(reasons) / sizeof(reasons[0]); r++)
+        for (size_t a = 0; a < sizeof(actors) / sizeof(actors[0]); a++) {
+            json_t *d = templates_sample_data("customs_held");
+            char what[96];
+
+            json_object_set_new(d, "customs_reason", json_string(reasons[r]));
+            if (actors[a] != NULL)
+                json_object_set_new(d, "customs_action_by", json_string(actors[a]));
+            else
+                json_object_del(d, "customs_action_by");
+            if (strcmp(reasons[r], "duties_due") != 0) {
+                json_object_del(d, "customs_amount");
+                json_object_del(d, "customs_currency");
+                json_object_del(d, "customs_pay_url");
+            }
+            snprintf(what, sizeof(what), "%s, %s", reasons[r], actors[a] ? actors[a] : "unset");
+            check_variant(d, "customs_held", what);
+            json_decref(d);
+        }
+    for (size_t p = 0; p < sizeof(problems) / sizeof(problems[0]); p++) {
+        json_t *d = templates_sample_data("exception");
+
+        if (problems[p] != NULL)
+            json_object_set_new(d, "exception_reason", json_string(problems[p]));
+        else
+            json_object_del(d, "exception_reason");
+        check_variant(d, "exception", problems[p] ? problems[p] : "unset");
+        json_decref(d);
+    }
+}
+
+Test(templates, minimal_data_renders_everywhere)
+{
+    /* only the required fields: optional sections disappear without leaving holes */
+    for (size_t m = 0; m < templates_milestones_count; m++) {
+        const char *ms = templates_milestones[m];
+        json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s}", "shop_name", "Kiosk", "order_ref",
+                              "K-1", "carrier_name", "DPD", "tracking_number", "0123456789",
+                              "tracking_url", "https://k.example/t/1");
+
+        cr_assert_not_null(d);
+        if (strcmp(ms, "delayed") == 0)
+            json_object_set_new(d, "eta", json_string("2026-12-01"));
+        if (strcmp(ms, "customs_held") == 0)
+            json_object_set_new(d, "customs_reason", json_string("unknown"));
+        if (strcmp(ms, "available_for_pickup") == 0)
+            json_object_set_new(d, "pickup_name", json_string("Kiosk am Markt"));
+        if (strcmp(ms, "attempt_failed") == 0) {
+            json_object_set_new(d, "attempt_at", json_string("2026-11-30T09:15:00+01:00"));
+            json_object_set_new(d, "time_zone", json_string("Europe/Berlin"));
+        }
+        check_variant(d, ms, "minimal");
+        json_decref(d);
+    }
 }
