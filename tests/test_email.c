@@ -613,6 +613,34 @@ Test(email, smtp_replies_sorted, .timeout = 60)
     cr_expect_eq(count_files(s.dir, ".eml", NULL, 0), 1, "only the good message is delivered");
 }
 
+/* The relay vanishes after the first message of a batch: that one is sent,
+ * the rest are retries (nothing lost, nothing counted twice). */
+Test(email, dropped_connection_is_retry, .timeout = 60)
+{
+    static const char *const args[] = { "--drop-after", "1", NULL };
+    struct smtpd s;
+    struct channel *ch;
+    struct channel_msg msgs[3];
+    struct channel_result res[3];
+    char err[256];
+
+    smtpd_start(&s, args);
+    use_relay(&s);
+    ch = open_email(ST_OK, err, sizeof(err));
+    for (int i = 0; i < 3; i++) {
+        msgs[i].shipment_id = 20 + i;
+        msgs[i].u.email = sample("zoe@example.com");
+    }
+    cr_assert_eq(email_channel.ops->send(ch, msgs, 3, res, err, sizeof(err)), ST_OK);
+    cr_expect_eq(res[0].err, ST_OK, "%s", res[0].errmsg);
+    for (int i = 1; i < 3; i++)
+        cr_expect_eq(res[i].err, ST_RETRY, "message %d: %s (%s)", i, st_err_name(res[i].err),
+                     res[i].errmsg);
+    email_channel.ops->close(ch);
+    smtpd_stop(&s);
+    cr_expect_eq(count_files(s.dir, ".eml", NULL, 0), 1);
+}
+
 Test(email, connection_refused_is_retry, .timeout = 60)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };

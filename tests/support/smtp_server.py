@@ -16,6 +16,7 @@ case:
 
 Options:
   --dir DIR             where to save messages (required)
+  --drop-after N        after N messages on a connection, drop it at the next MAIL
   --auth USER:PASS      offer AUTH PLAIN/LOGIN and require it before MAIL
   --tls CERT KEY        offer STARTTLS with this certificate and key
 """
@@ -42,10 +43,21 @@ FAULTS = {
 class Handler:
     """Saves messages and injects the faults named by recipients."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, drop_after=0):
         self.dir = directory
         self.seq = itertools.count(1)
         self.conns = {}
+        self.drop_after = drop_after
+        self.accepted = {}
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.drop_after and self.accepted.get(id(session), 0) >= self.drop_after:
+            # a relay that vanishes mid-session: no reply, connection reset
+            server.transport.abort()
+            return "421 4.3.2 gone"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     def conn_id(self, session):
         key = id(session)
@@ -84,6 +96,7 @@ class Handler:
         with open(base + ".json", "w") as f:
             json.dump(meta, f)
         os.rename(base + ".eml.tmp", base + ".eml")
+        self.accepted[id(session)] = self.accepted.get(id(session), 0) + 1
         return "250 2.0.0 OK queued as %04d" % n
 
 
@@ -105,12 +118,13 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--auth")
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--drop-after", type=int, default=0)
     args = ap.parse_args()
     # AUTH without TLS is what the tests want; keep aiosmtpd quiet about it
     warnings.simplefilter("ignore")
     logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
-    handler = Handler(args.dir)
+    handler = Handler(args.dir, args.drop_after)
     kw = {"decode_data": False, "hostname": "smtp.test"}
     if args.auth:
         user, password = args.auth.split(":", 1)
