@@ -65,7 +65,7 @@ static void quiet(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-TestSuite(email, .init = quiet);
+TestSuite(email, .init = quiet, .timeout = 60);
 
 /* ---- helpers ---- */
 
@@ -441,7 +441,7 @@ Test(email, addresses)
 
 /* ---- delivery to a real SMTP server ---- */
 
-Test(email, relay_message_arrives_intact, .timeout = 60)
+Test(email, relay_message_arrives_intact)
 {
     struct smtpd s;
     struct channel *ch;
@@ -499,7 +499,7 @@ Test(email, relay_message_arrives_intact, .timeout = 60)
     json_decref(eml);
 }
 
-Test(email, non_latin_body_goes_base64, .timeout = 60)
+Test(email, non_latin_body_goes_base64)
 {
     struct smtpd s;
     struct channel *ch;
@@ -534,7 +534,7 @@ Test(email, non_latin_body_goes_base64, .timeout = 60)
     json_decref(eml);
 }
 
-Test(email, batch_uses_one_session, .timeout = 60)
+Test(email, batch_uses_one_session)
 {
     struct smtpd s;
     struct channel *ch;
@@ -575,7 +575,7 @@ Test(email, batch_uses_one_session, .timeout = 60)
 }
 
 /* One batch meets every SMTP fault; the good message still goes through. */
-Test(email, smtp_replies_sorted, .timeout = 60)
+Test(email, smtp_replies_sorted)
 {
     static const struct { const char *to; enum st_err want; int code; } cases[] = {
         { "tempfail@example.com", ST_RETRY, 451 },
@@ -615,7 +615,7 @@ Test(email, smtp_replies_sorted, .timeout = 60)
 
 /* The relay vanishes after the first message of a batch: that one is sent,
  * the rest are retries (nothing lost, nothing counted twice). */
-Test(email, dropped_connection_is_retry, .timeout = 60)
+Test(email, dropped_connection_is_retry)
 {
     static const char *const args[] = { "--drop-after", "1", NULL };
     struct smtpd s;
@@ -641,7 +641,7 @@ Test(email, dropped_connection_is_retry, .timeout = 60)
     cr_expect_eq(count_files(s.dir, ".eml", NULL, 0), 1);
 }
 
-Test(email, connection_refused_is_retry, .timeout = 60)
+Test(email, connection_refused_is_retry)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t sl = sizeof(sa);
@@ -674,7 +674,7 @@ Test(email, connection_refused_is_retry, .timeout = 60)
     email_channel.ops->close(ch);
 }
 
-Test(email, auth_plain_login, .timeout = 60)
+Test(email, auth_plain_login)
 {
     static const char *const args[] = { "--auth", "shiptrack:s3cret pass", NULL };
     struct smtpd s;
@@ -722,7 +722,7 @@ Test(email, auth_plain_login, .timeout = 60)
     json_decref(meta);
 }
 
-Test(email, starttls_required_but_not_offered, .timeout = 60)
+Test(email, starttls_required_but_not_offered)
 {
     struct smtpd s;
     struct channel *ch;
@@ -837,7 +837,7 @@ static void send_tls(struct channel *ch, const struct channel_msg *msg, struct c
 
 /* A certificate nobody vouches for is refused while verification is on,
  * and accepted (with a warning at open) when it is switched off. */
-Test(email, starttls_verifies_certificate, .timeout = 60)
+Test(email, starttls_verifies_certificate)
 {
     struct smtpd s;
     struct channel *ch;
@@ -876,7 +876,7 @@ Test(email, starttls_verifies_certificate, .timeout = 60)
 /* A trusted certificate (OpenSSL's SSL_CERT_FILE) and a matching host name:
  * verified STARTTLS with AUTH inside it, twice in one process (libesmtp 1.1.0
  * frees each session's SSL_CTX). */
-Test(email, starttls_trusted_with_auth, .timeout = 60)
+Test(email, starttls_trusted_with_auth)
 {
     static const char *const args[] = {
         "--tls", ST_SOURCE_DIR "/tests/fixtures/smtp/cert.pem",

@@ -32,7 +32,7 @@ static void quiet(void)
     log_setup("error", "text", NULL);
 }
 
-TestSuite(sms, .init = quiet);
+TestSuite(sms, .init = quiet, .timeout = 60);
 
 /* ---- on data alone ---- */
 
@@ -296,7 +296,7 @@ static struct channel *open_provider(const struct fake *f, enum st_err want)
     return ch;
 }
 
-Test(sms, provider_answers_sorted, .timeout = 60)
+Test(sms, provider_answers_sorted)
 {
     static const struct {
         const char *to;
@@ -353,7 +353,7 @@ Test(sms, provider_answers_sorted, .timeout = 60)
     MHD_stop_daemon(f.d);
 }
 
-Test(sms, bad_credentials_are_config, .timeout = 60)
+Test(sms, bad_credentials_are_config)
 {
     struct fake f;
     struct channel *ch;
@@ -373,7 +373,7 @@ Test(sms, bad_credentials_are_config, .timeout = 60)
     MHD_stop_daemon(f.d);
 }
 
-Test(sms, connection_refused_is_retry, .timeout = 60)
+Test(sms, connection_refused_is_retry)
 {
     struct fake f;
     struct channel *ch;
@@ -476,7 +476,7 @@ Test(sms, jsonl_fallback)
 }
 
 /* Four processes appending 50 lines each: 200 whole lines, none torn. */
-Test(sms, jsonl_concurrent_writers, .timeout = 60)
+Test(sms, jsonl_concurrent_writers)
 {
     char dir[] = "/tmp/st-sms-XXXXXX", path[256], line[8192];
     pid_t pids[4];
