@@ -921,8 +921,8 @@ static bool write_all(int fd, const char *p, size_t n)
     return true;
 }
 
-/* Write one message as DIR/<time>-<pid>-<seq>-<random>.eml: temp file, fsync,
- * rename, fsync of the directory. */
+/* Write one message as DIR/<time>-<pid>-<seq>-<random>.eml: a hidden .tmp
+ * file, fsync, rename, fsync of the directory. */
 static void eml_write(struct email_state *st, const struct email_built *b,
                       struct channel_result *res)
 {
@@ -937,7 +937,8 @@ static void eml_write(struct email_state *st, const struct email_built *b,
         snprintf(stamp, sizeof(stamp), "%lld", (long long)now);
     snprintf(name, sizeof(name), "%s-%ld-%lu-%s.eml", stamp, (long)getpid(),
              __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED), rnd);
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", st->eml_dir, name) >= sizeof(tmp) ||
+    /* hidden and not *.eml while incomplete, so readers never see half a message */
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", st->eml_dir, name) >= sizeof(tmp) ||
         (size_t)snprintf(path, sizeof(path), "%s/%s", st->eml_dir, name) >= sizeof(path)) {
         res->err = st_fail(res->errmsg, sizeof(res->errmsg), ST_CONFIG,
                            "SHIPTRACK_EML_DIR: path too long");
