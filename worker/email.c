@@ -1211,7 +1211,14 @@ static void smtp_send_batch(struct email_state *st, struct outgoing *out, size_t
         struct channel_result *res = &results[out[i].index];
         const smtp_status_t *ms = smtp_message_transfer_status(out[i].msg);
 
-        if (ev.auth_rejected) {
+        if (ms != NULL && ms->code / 100 == 2 &&
+            smtp_recipient_status(out[i].rcpt) != NULL &&
+            smtp_recipient_status(out[i].rcpt)->code / 100 == 2) {
+            /* accepted, whatever else went wrong in the session: never resend */
+            res->err = ST_OK;
+            res->code = ms->code;
+            snprintf(res->status, sizeof(res->status), "relayed");
+        } else if (ev.auth_rejected) {
             res->err = st_fail(res->errmsg, sizeof(res->errmsg), ST_CONFIG,
                                "email: relay %s rejected SMTP AUTH: %s (check "
                                "SHIPTRACK_SMTP_USERNAME/PASSWORD)", st->hostport, ev.auth_reply);
@@ -1238,10 +1245,6 @@ static void smtp_send_batch(struct email_state *st, struct outgoing *out, size_t
                 res->flag = CHANNEL_FLAG_BAD_ADDRESS;
         } else if (smtp_failed(ms, "DATA", res)) {
             /* sorted */
-        } else if (ms != NULL && ms->code / 100 == 2) {
-            res->err = ST_OK;
-            res->code = ms->code;
-            snprintf(res->status, sizeof(res->status), "relayed");
         } else {
             res->err = st_fail(res->errmsg, sizeof(res->errmsg), ST_RETRY,
                                "email: no answer from relay %s: %s", st->hostport,
