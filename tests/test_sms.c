@@ -528,3 +528,23 @@ Test(sms, jsonl_concurrent_writers)
     fclose(f);
     cr_expect_eq(lines, 200);
 }
+
+/* The registry lists both channels once, each with its ops. */
+Test(sms, channel_registry)
+{
+    size_t n = 0;
+
+    cr_expect_eq(channel_find("email"), &email_channel);
+    cr_expect_eq(channel_find("sms"), &sms_channel);
+    cr_expect_null(channel_find("fax"));
+    cr_expect_null(channel_find(NULL));
+    for (; channel_defs[n] != NULL; n++) {
+        cr_expect_not_null(channel_defs[n]->ops->open);
+        cr_expect_not_null(channel_defs[n]->ops->send);
+        cr_expect_not_null(channel_defs[n]->ops->close);
+        cr_expect_gt(channel_defs[n]->batch_max, 0);
+    }
+    cr_expect_eq(n, 2);
+    cr_expect_str_eq(channel_flag_name(CHANNEL_FLAG_OPTED_OUT), "opted_out");
+    cr_expect_str_eq(channel_flag_name(CHANNEL_FLAG_INVALID_NUMBER), "invalid_number");
+}
