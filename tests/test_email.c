@@ -9,6 +9,7 @@
  * and without a relay .eml files appear atomically.
  */
 #include <criterion/criterion.h>
+#include <ftw.h>
 #include <dirent.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -65,7 +66,37 @@ static void quiet(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-TestSuite(email, .init = quiet, .timeout = 60);
+/* Temporary directories made by this test (each test is its own process);
+ * removed by the suite's fini. */
+static char tmp_dirs[8][64];
+static int n_tmp_dirs;
+
+/* mkdtemp() on tmpl and remember it for cleanup; returns tmpl. */
+static char *make_tmp_dir(char *tmpl)
+{
+    cr_assert_not_null(mkdtemp(tmpl), "mkdtemp %s", tmpl);
+    if (n_tmp_dirs < 8)
+        snprintf(tmp_dirs[n_tmp_dirs++], sizeof(tmp_dirs[0]), "%s", tmpl);
+    return tmpl;
+}
+
+/* nftw callback: remove one entry (children first). */
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Remove the test's temporary directories. */
+static void cleanup(void)
+{
+    for (int i = 0; i < n_tmp_dirs; i++)
+        nftw(tmp_dirs[i], remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(email, .init = quiet, .fini = cleanup, .timeout = 60);
 
 /* ---- helpers ---- */
 
@@ -94,7 +125,7 @@ static void smtpd_start(struct smtpd *s, const char *const *extra)
 
     memset(s, 0, sizeof(*s));
     snprintf(s->dir, sizeof(s->dir), "/tmp/st-smtpd-XXXXXX");
-    cr_assert_not_null(mkdtemp(s->dir));
+    make_tmp_dir(s->dir);
     snprintf(script, sizeof(script), "%s/tests/support/smtp_server.py", ST_SOURCE_DIR);
     cr_assert_eq(pipe(in), 0);
     cr_assert_eq(pipe(out), 0);
@@ -778,7 +809,7 @@ Test(email, eml_files_without_relay)
     struct channel_result res[3];
     json_t *eml;
 
-    cr_assert_not_null(mkdtemp(dir));
+    make_tmp_dir(dir);
     setenv("SHIPTRACK_EML_DIR", dir, 1);
     setenv("SHIPTRACK_SMTP_FROM", "Shop <notify@shop.example>", 1);
     ch = open_email(ST_OK, err, sizeof(err));

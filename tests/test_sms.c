@@ -6,11 +6,13 @@
  * several processes appending at once.
  */
 #include <criterion/criterion.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,7 +34,37 @@ static void quiet(void)
     log_setup("error", "text", NULL);
 }
 
-TestSuite(sms, .init = quiet, .timeout = 60);
+/* Temporary directories made by this test (each test is its own process);
+ * removed by the suite's fini. */
+static char tmp_dirs[8][64];
+static int n_tmp_dirs;
+
+/* mkdtemp() on tmpl and remember it for cleanup; returns tmpl. */
+static char *make_tmp_dir(char *tmpl)
+{
+    cr_assert_not_null(mkdtemp(tmpl), "mkdtemp %s", tmpl);
+    if (n_tmp_dirs < 8)
+        snprintf(tmp_dirs[n_tmp_dirs++], sizeof(tmp_dirs[0]), "%s", tmpl);
+    return tmpl;
+}
+
+/* nftw callback: remove one entry (children first). */
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Remove the test's temporary directories. */
+static void cleanup(void)
+{
+    for (int i = 0; i < n_tmp_dirs; i++)
+        nftw(tmp_dirs[i], remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(sms, .init = quiet, .fini = cleanup, .timeout = 60);
 
 /* ---- on data alone ---- */
 
@@ -440,7 +472,7 @@ Test(sms, jsonl_fallback)
     FILE *f;
     int lines = 0;
 
-    cr_assert_not_null(mkdtemp(dir));
+    make_tmp_dir(dir);
     snprintf(path, sizeof(path), "%s/sms.jsonl", dir);
     ch = open_jsonl(path);
     cr_assert_eq(sms_channel.ops->send(ch, msgs, 3, res, err, sizeof(err)), ST_OK);
@@ -483,7 +515,7 @@ Test(sms, jsonl_concurrent_writers)
     FILE *f;
     int lines = 0, status;
 
-    cr_assert_not_null(mkdtemp(dir));
+    make_tmp_dir(dir);
     snprintf(path, sizeof(path), "%s/sms.jsonl", dir);
     for (int p = 0; p < 4; p++) {
         pids[p] = fork();
