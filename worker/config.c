@@ -62,8 +62,13 @@ const struct cfg_param config_params[] = {
       "lowest level written to stderr", O(log_level) },
     { "SHIPTRACK_LOG_FORMAT", CFG_ENUM, "text", 0, 0, "text|json", 0,
       "log line format: key=value text or one JSON object per line", O(log_format) },
-    { "SHIPTRACK_ROLES", CFG_LIST, "poller", 0, 0, "poller", 0,
-      "roles `shiptrack run` starts (comma-separated); --roles overrides", O(roles) },
+    { "SHIPTRACK_ROLES", CFG_LIST, "poller,relay,intake", 0, 0, "poller|relay|intake", 0,
+      "roles `shiptrack run` starts (comma-separated; each runs in its own process); "
+      "--roles overrides", O(roles) },
+    { "SHIPTRACK_KAFKA_BROKERS", CFG_STRING, NULL, 0, 0, NULL, 0,
+      "Kafka bootstrap servers; unset: an embedded, non-durable mock cluster. Any other "
+      "SHIPTRACK_KAFKA_<NAME> is passed to librdkafka as <name> (e.g. SHIPTRACK_KAFKA_SECURITY_"
+      "PROTOCOL=SASL_SSL)", O(kafka_brokers) },
     { "SHIPTRACK_WORKER_ID", CFG_STRING, NULL, 0, 0, NULL, 0,
       "name of this process in leases and logs (default: hostname:pid)", O(worker_id) },
     { "SHIPTRACK_POLL_BATCH", CFG_INT, "100", 1, 5000, NULL, 0,

@@ -68,6 +68,7 @@ struct st_config {
     char *log_level;
     char *log_format;
     char *roles;
+    char *kafka_brokers;
     char *worker_id;
     long long db_retry_max_ms;
     long long poll_batch;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "carrier.h"
@@ -24,6 +25,9 @@
 #include "migrate.h"
 #include "normalize.h"
 #include "poller.h"
+#include "relay.h"
+#include "intake.h"
+#include "kafka.h"
 #include "register.h"
 #include "templates.h"
 #include "timeline.h"
@@ -43,7 +47,9 @@ static const struct {
     const char *args;
     const char *help;
 } commands[] = {
-    { "run", "[--roles LIST] [--until-idle]", "run worker roles until SIGTERM (roles: poller)" },
+    { "run", "[--roles LIST] [--until-idle]",
+      "run worker roles until SIGTERM (roles: poller, relay, intake; all)" },
+    { "kafka-mock", "[--brokers N]", "run a mock Kafka cluster for tests; prints its bootstrap servers" },
     { "migrate", "", "apply database migrations (safe to run concurrently and repeatedly)" },
     { "register", "--carrier C --tracking N [--email E] [--phone P] [--locale L]\n"
                   "              [--time-zone Z] [--origin CC] [--destination CC] [--order-ref R] [--json]\n"
@@ -479,6 +485,114 @@ static int cmd_render(const struct st_config *cfg, int argc, char **argv)
     return 0;
 }
 
+/* The roles `run` knows, each a function that runs until SIGTERM. */
+static int role_poller(struct st_config *cfg, const char *brokers, bool until_idle)
+{
+    struct poller_opts o = { &running, until_idle };
+    struct poller_totals t;
+
+    (void)brokers;
+    return poller_run(cfg, &o, &t);
+}
+
+static int role_relay(struct st_config *cfg, const char *brokers, bool until_idle)
+{
+    struct relay_opts o = { &running, until_idle, brokers };
+    struct relay_totals t;
+
+    return relay_run(cfg, &o, &t);
+}
+
+static int role_intake(struct st_config *cfg, const char *brokers, bool until_idle)
+{
+    struct intake_opts o = { &running, brokers, until_idle ? 5000 : 0 };
+    struct intake_totals t;
+
+    return intake_run(cfg, &o, &t);
+}
+
+static const struct {
+    const char *name;
+    int (*run)(struct st_config *cfg, const char *brokers, bool until_idle);
+    bool kafka; /* needs brokers */
+} roles[] = {
+    { "poller", role_poller, false },
+    { "relay", role_relay, true },
+    { "intake", role_intake, true },
+};
+
+#define N_ROLES (sizeof(roles) / sizeof(roles[0]))
+
+/* Supervise one child process per role: forward SIGTERM, restart a role that
+ * dies (with backoff), return 0 when all stopped cleanly after a stop. */
+static int supervise(struct st_config *cfg, bool *want, const char *brokers, bool until_idle)
+{
+    pid_t pids[N_ROLES] = { 0 };
+    long long backoff[N_ROLES];
+    int rc = 0, alive = 0;
+
+    for (size_t i = 0; i < N_ROLES; i++)
+        backoff[i] = 1;
+    for (;;) {
+        for (size_t i = 0; i < N_ROLES && running; i++) {
+            if (!want[i] || pids[i] != 0)
+                continue;
+            pids[i] = fork();
+            if (pids[i] < 0) {
+                log_error("worker.fork", 0, NULL, "cannot start role %s: %s", roles[i].name,
+                          strerror(errno));
+                pids[i] = 0;
+                continue;
+            }
+            if (pids[i] == 0)
+                _exit(roles[i].run(cfg, brokers, until_idle));
+            alive++;
+            log_info("worker.role", 0, NULL, "role %s started (pid %ld)", roles[i].name,
+                     (long)pids[i]);
+        }
+        if (alive == 0)
+            break;
+        {
+            int status;
+            pid_t pid = waitpid(-1, &status, 0);
+
+            if (pid < 0) {
+                if (errno == EINTR) {
+                    if (!running)
+                        for (size_t i = 0; i < N_ROLES; i++)
+                            if (pids[i] > 0)
+                                kill(pids[i], SIGTERM);
+                    continue;
+                }
+                break;
+            }
+            for (size_t i = 0; i < N_ROLES; i++) {
+                bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+
+                if (pids[i] != pid)
+                    continue;
+                pids[i] = 0;
+                alive--;
+                if (!running || (clean && until_idle)) { /* done: not started again */
+                    if (!clean)
+                        rc = 1;
+                    want[i] = false;
+                    break;
+                }
+                /* died while it should run: restart it, a little later each time */
+                log_error("worker.role", 0, NULL, "role %s exited (%s %d); restarting in %lld s",
+                          roles[i].name, WIFEXITED(status) ? "status" : "signal",
+                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+                          backoff[i]);
+                sleep((unsigned)backoff[i]);
+                backoff[i] = backoff[i] * 2 > 30 ? 30 : backoff[i] * 2;
+                break;
+            }
+        }
+    }
+    return rc;
+}
+
 static int cmd_run(struct st_config *cfg, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -486,23 +600,40 @@ static int cmd_run(struct st_config *cfg, int argc, char **argv)
         { "until-idle", no_argument, NULL, 0 },
         { NULL, 0, NULL, 0 },
     };
-    const char *v[2] = { 0 }, *pos[1];
-    struct poller_opts popts = { &running, false };
-    struct poller_totals totals;
+    const char *v[2] = { 0 }, *pos[1], *list, *brokers = cfg->kafka_brokers;
+    bool want[N_ROLES] = { false }, kafka = false;
+    struct kafka_mock mock;
     struct sigaction sa;
+    size_t count = 0;
+    char err[512];
     int n, rc;
 
     if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
         return rc;
-    if (v[0] != NULL) {
-        if (strcmp(v[0], "poller") != 0 && strcmp(v[0], "all") != 0)
-            return usage_error("--roles: \"%s\" is not a known role list (known: poller)", v[0]);
-        free(cfg->roles);
-        cfg->roles = strdup("poller");
-        if (cfg->roles == NULL)
-            return 1;
+    list = v[0] != NULL ? v[0] : cfg->roles;
+    if (strcmp(list, "all") == 0) {
+        for (size_t i = 0; i < N_ROLES; i++)
+            want[i] = true;
+    } else {
+        for (const char *p = list; *p != '\0';) {
+            size_t len = strcspn(p, ","), i;
+
+            for (i = 0; i < N_ROLES; i++)
+                if (strlen(roles[i].name) == len && strncmp(roles[i].name, p, len) == 0)
+                    break;
+            if (i == N_ROLES)
+                return usage_error("--roles: \"%s\" is not a role (known: poller, relay, intake, all)",
+                                   list);
+            want[i] = true;
+            p += len;
+            if (*p == ',')
+                p++;
+        }
     }
-    popts.until_idle = v[1] != NULL;
+    for (size_t i = 0; i < N_ROLES; i++) {
+        count += want[i];
+        kafka |= want[i] && roles[i].kafka;
+    }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -511,13 +642,58 @@ static int cmd_run(struct st_config *cfg, int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    log_info("worker.start", 0, NULL, "shiptrack %s starting roles %s", SHIPTRACK_VERSION,
-             cfg->roles);
-    if (!config_has_role(cfg, "poller"))
-        return usage_error("%s", "no role to run");
-    rc = poller_run(cfg, &popts, &totals);
+    log_info("worker.start", 0, NULL, "shiptrack %s starting roles %s", SHIPTRACK_VERSION, list);
+    memset(&mock, 0, sizeof(mock));
+    if (kafka && brokers == NULL) {
+        if (kafka_mock_start(&mock, 1, 4, err, sizeof(err)) != ST_OK) {
+            log_error("kafka.mock", 0, NULL, "%s", err);
+            return 1;
+        }
+        brokers = mock.bootstraps;
+        log_warn("kafka.mock", 0, NULL, "no SHIPTRACK_KAFKA_BROKERS: using an embedded mock Kafka "
+                 "cluster at %s, which is NOT durable (messages vanish when this process stops)",
+                 brokers);
+    }
+    if (count == 1) { /* one role: run it here */
+        for (size_t i = 0; i < N_ROLES; i++)
+            if (want[i])
+                rc = roles[i].run(cfg, brokers, v[1] != NULL);
+    } else
+        rc = supervise(cfg, want, brokers, v[1] != NULL);
+    kafka_mock_stop(&mock);
     log_info("worker.stop", 0, NULL, "stopped%s", running ? " (idle)" : " on signal");
     return rc;
+}
+
+/* `shiptrack kafka-mock`: a standalone mock cluster for tests and the demo. */
+static int cmd_kafka_mock(int argc, char **argv)
+{
+    struct kafka_mock mock;
+    struct sigaction sa;
+    char err[512];
+    int brokers = 1;
+
+    if (argc == 3 && strcmp(argv[1], "--brokers") == 0) {
+        brokers = atoi(argv[2]);
+        if (brokers < 1 || brokers > 9)
+            return usage_error("--brokers: \"%s\" is not 1 to 9", argv[2]);
+    } else if (argc != 1)
+        return usage_error("%s", "kafka-mock: usage: shiptrack kafka-mock [--brokers N]");
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (kafka_mock_start(&mock, brokers, 4, err, sizeof(err)) != ST_OK) {
+        fprintf(stderr, "shiptrack kafka-mock: %s\n", err);
+        return 1;
+    }
+    printf("shiptrack kafka-mock: bootstrap servers %s\n", mock.bootstraps);
+    fflush(stdout);
+    while (running)
+        pause();
+    kafka_mock_stop(&mock);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -571,6 +747,8 @@ int main(int argc, char **argv)
         rc = cmd_render(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "carriers") == 0)
         rc = cmd_carriers(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "kafka-mock") == 0)
+        rc = cmd_kafka_mock(argc - 1, argv + 1);
     else if (strcmp(cmd, "run") == 0)
         rc = cmd_run(&cfg, argc - 1, argv + 1);
     else
