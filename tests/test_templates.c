@@ -49,7 +49,7 @@ static char *read_opt(const char *dir, const char *locale, const char *name)
 {
     char path[4096];
 
-    snprintf(path, sizeof(path), "%s/%s/%s", dir, locale, name);
+    snprintf(path, sizeof(path), "%.2000s/%.64s/%.256s", dir, locale, name);
     if (access(path, R_OK) != 0)
         return NULL;
     return tu_read_file(path, NULL);
