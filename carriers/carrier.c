@@ -363,3 +363,17 @@ void track_result_sort_dedupe(struct track_result *res)
     }
     res->n_events = out;
 }
+
+void carrier_fail_all(struct track_result *results, size_t n, enum st_err kind, const char *msg)
+{
+    for (size_t i = 0; i < n; i++) {
+        track_result_reset(&results[i]);
+        track_result_fail(&results[i], kind, "%s", msg);
+    }
+}
+
+const char *carrier_quote(char *q, size_t cap, const char *s)
+{
+    carrier_copy_text(q, cap, s);
+    return q;
+}

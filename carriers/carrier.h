@@ -187,6 +187,12 @@ void track_result_reset(struct track_result *res);
 void track_result_fail(struct track_result *res, enum st_err kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Reset every results[0..n) and mark it failed with kind and msg. */
+void carrier_fail_all(struct track_result *results, size_t n, enum st_err kind, const char *msg);
+
+/* Copy s into q[cap] for quoting in a message (capped, control-free); returns q. */
+const char *carrier_quote(char *q, size_t cap, const char *s);
+
 /* Copy src into dst[cap], cutting on a UTF-8 boundary, dropping control chars
  * (CR, LF and TAB become spaces). NULL src gives "". */
 void carrier_copy_text(char *dst, size_t cap, const char *src);

@@ -163,13 +163,6 @@ static enum st_err opt_object(json_t *obj, const char *key, const char *where, j
     return ST_OK;
 }
 
-/* Copy s into q[cap] for quoting in a message: capped and control-free. */
-static const char *quote(char *q, size_t cap, const char *s)
-{
-    carrier_copy_text(q, cap, s);
-    return q;
-}
-
 /* The parts of a DHL address{countryCode,postalCode,addressLocality} we keep. */
 struct dhl_address {
     const char *locality;          /* addressLocality */
@@ -243,7 +236,7 @@ static enum st_err parse_event(json_t *jev, size_t i, struct track_result *res, 
         return st_fail(err, errlen, ST_RETRY, "dhl: out of memory for events[%zu]", i);
     if (!carrier_parse_time(ts, addr.cc[0] ? addr.cc : NULL, NULL, ev))
         return st_fail(err, errlen, ST_PERMANENT, "dhl: events[%zu].timestamp: not an ISO 8601 "
-                       "time: \"%s\"", i, quote(q, sizeof(q), ts));
+                       "time: \"%s\"", i, carrier_quote(q, sizeof(q), ts));
 
     /* Raw words: description (or status), plus remark when it adds something. */
     if (desc == NULL || desc[0] == '\0')
@@ -325,7 +318,7 @@ static enum st_err parse_shipment(json_t *shp, size_t idx, struct track_result *
     if (edd != NULL && !date_part(edd, res->estimated_delivery))
         return st_fail(err, errlen, ST_PERMANENT,
                        "dhl: shipments[%zu]: estimated delivery is not a date: \"%s\"", idx,
-                       quote(q, sizeof(q), edd));
+                       carrier_quote(q, sizeof(q), edd));
 
     events = json_object_get(shp, "events");
     if (events == NULL || json_is_null(events))
@@ -399,15 +392,6 @@ static bool problem_detail(const char *body, size_t len, char *out, size_t cap)
     return is_obj;
 }
 
-/* Mark every result with the same failure. */
-static void fail_all(struct track_result *results, size_t n, enum st_err kind, const char *msg)
-{
-    for (size_t i = 0; i < n; i++) {
-        track_result_reset(&results[i]);
-        track_result_fail(&results[i], kind, "%s", msg);
-    }
-}
-
 /* Handle every non-200 answer; returns the kind to report. */
 static enum st_err parse_status(long http_status, const char *body, size_t len,
                                 struct track_result *results, size_t n, char *err, size_t errlen)
@@ -438,7 +422,7 @@ static enum st_err parse_status(long http_status, const char *body, size_t len,
     else
         kind = st_fail(err, errlen, ST_PERMANENT, "dhl: unexpected HTTP status %ld%s%s",
                        http_status, sep, detail);
-    fail_all(results, n, kind, err);
+    carrier_fail_all(results, n, kind, err);
     return kind;
 }
 
@@ -463,21 +447,21 @@ static enum st_err dhl_parse_response(const struct carrier_ctx *ctx, long http_s
     if (len > DHL_BODY_MAX) {
         rc = st_fail(err, errlen, ST_PERMANENT, "dhl: body of %zu bytes exceeds the %u byte cap",
                      len, DHL_BODY_MAX);
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (http_status != 200)
         return parse_status(http_status, body, len, results, n, err, errlen);
     if (body == NULL || len == 0) {
         rc = st_fail(err, errlen, ST_PERMANENT, "dhl: HTTP 200 with an empty body");
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         rc = st_fail(err, errlen, ST_PERMANENT, "dhl: body is not JSON (line %d, column %d: %s)",
                      jerr.line, jerr.column, jerr.text);
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (!json_is_object(root))
@@ -488,7 +472,7 @@ static enum st_err dhl_parse_response(const struct carrier_ctx *ctx, long http_s
     }
     json_decref(root);
     if (rc != ST_OK)
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
     return rc;
 }
 
@@ -569,7 +553,7 @@ static enum st_err dhl_build_request(const struct carrier_ctx *ctx, const char *
     if (!number_ok(numbers[0]))
         return st_fail(err, errlen, ST_PERMANENT,
                        "dhl: tracking number \"%s\": only letters, digits and '-' allowed, "
-                       "at most %d", quote(q, sizeof(q), numbers[0]), DHL_NUMBER_MAX);
+                       "at most %d", carrier_quote(q, sizeof(q), numbers[0]), DHL_NUMBER_MAX);
     while (blen > 0 && base[blen - 1] == '/')
         blen--;
     if (blen + 1 >= sizeof(req->url))

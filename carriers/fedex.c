@@ -271,13 +271,6 @@ static enum st_err opt_array(json_t *obj, const char *key, const char *where, js
     return ST_OK;
 }
 
-/* Copy s into q[cap] for quoting in a message: capped and control-free. */
-static const char *quote(char *q, size_t cap, const char *s)
-{
-    carrier_copy_text(q, cap, s);
-    return q;
-}
-
 /* Accept "YYYY-MM-DD..." and copy the date part into out[11]. */
 static bool date_part(const char *s, char out[11])
 {
@@ -383,7 +376,7 @@ static enum st_err parse_event(json_t *jev, const char *at, struct track_result 
     if (!carrier_parse_time(date, place.cc[0] ? place.cc : NULL, place.region, ev))
         return st_fail(err, errlen, ST_PERMANENT,
                        "fedex: %s.date: expected an ISO 8601 time, got \"%s\"", at,
-                       quote(q, sizeof(q), date));
+                       carrier_quote(q, sizeof(q), date));
 
     /* Raw words: the description, plus the exception's when it adds something. */
     if (desc == NULL || desc[0] == '\0') {
@@ -444,7 +437,7 @@ static enum st_err parse_edd(json_t *tr, const char *at, struct track_result *re
             if (!date_part(dt, res->estimated_delivery))
                 return st_fail(err, errlen, ST_PERMANENT,
                                "fedex: %s.dateTime: expected YYYY-MM-DD, got \"%s\"", where,
-                               quote(q, sizeof(q), dt));
+                               carrier_quote(q, sizeof(q), dt));
             return ST_OK;
         }
     }
@@ -461,7 +454,7 @@ static enum st_err parse_edd(json_t *tr, const char *at, struct track_result *re
     if (!date_part(edd, res->estimated_delivery))
         return st_fail(err, errlen, ST_PERMANENT,
                        "fedex: %s.ends: expected YYYY-MM-DD, got \"%s\"", where,
-                       quote(q, sizeof(q), edd));
+                       carrier_quote(q, sizeof(q), edd));
     return ST_OK;
 }
 
@@ -532,9 +525,10 @@ static enum st_err parse_complete(json_t *ctr, const char *at, const char *numbe
             if (ecode != NULL && strcmp(ecode, FEDEX_NOT_FOUND) == 0)
                 not_found = true;
             else if (!found && !not_found)
-                track_result_fail(res, ST_PERMANENT, "fedex: %s: %s%s%s", quote(qn, sizeof(qn),
-                                  number), ecode ? ecode : "error without a code",
-                                  emsg ? ": " : "", emsg ? quote(q, sizeof(q), emsg) : "");
+                track_result_fail(res, ST_PERMANENT, "fedex: %s: %s%s%s",
+                                  carrier_quote(qn, sizeof(qn), number),
+                                  ecode ? ecode : "error without a code", emsg ? ": " : "",
+                                  emsg ? carrier_quote(q, sizeof(q), emsg) : "");
             continue;
         }
         memset(&cand, 0, sizeof(cand));
@@ -582,15 +576,6 @@ static enum st_err entry_number(json_t *ctr, const char *at, const char **out, c
     if (*out == NULL)
         return st_fail(err, errlen, ST_PERMANENT, "fedex: %s.trackingNumber: missing", at);
     return ST_OK;
-}
-
-/* Mark every result with the same failure. */
-static void fail_all(struct track_result *results, size_t n, enum st_err kind, const char *msg)
-{
-    for (size_t i = 0; i < n; i++) {
-        track_result_reset(&results[i]);
-        track_result_fail(&results[i], kind, "%s", msg);
-    }
 }
 
 /* Parse a 200 body into results[0..n). Envelope errors are returned (and
@@ -642,7 +627,7 @@ static enum st_err parse_ok(json_t *root, const char *const *numbers, size_t n,
             track_result_reset(&results[i]);
             track_result_fail(&results[i], ST_RETRY,
                               "fedex: %s: missing from output.completeTrackResults",
-                              quote(q, sizeof(q), numbers[i]));
+                              carrier_quote(q, sizeof(q), numbers[i]));
         }
     return ST_OK;
 }
@@ -715,7 +700,7 @@ static enum st_err fedex_parse_response(const struct carrier_ctx *ctx, long http
                      "to %d", n, FEDEX_BATCH_MAX);
         if (n <= FEDEX_BATCH_MAX)
             return rc;
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     for (size_t i = 0; i < n; i++)
@@ -735,7 +720,7 @@ static enum st_err fedex_parse_response(const struct carrier_ctx *ctx, long http
         json_decref(root);
     }
     if (rc != ST_OK)
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
     return rc;
 }
 
@@ -793,7 +778,7 @@ static enum st_err fedex_parse_token_response(long http_status, const char *body
         char q[32];
 
         rc = st_fail(err, errlen, ST_PERMANENT, "fedex: token.token_type: expected bearer, got "
-                     "\"%s\"", quote(q, sizeof(q), type));
+                     "\"%s\"", carrier_quote(q, sizeof(q), type));
         goto out;
     }
     v = json_object_get(root, "expires_in");
@@ -920,7 +905,8 @@ static enum st_err fedex_build_request(const struct carrier_ctx *ctx, const char
         if (!number_ok(numbers[i]))
             return st_fail(err, errlen, ST_PERMANENT, "fedex: tracking number \"%s\": only "
                            "letters and digits allowed, at most %d",
-                           quote(q, sizeof(q), numbers[i] ? numbers[i] : ""), FEDEX_NUMBER_MAX);
+                           carrier_quote(q, sizeof(q), numbers[i] ? numbers[i] : ""),
+                           FEDEX_NUMBER_MAX);
     if (snprintf(auth, sizeof(auth), "Bearer %s", ctx->access_token) >= (int)sizeof(auth))
         return st_fail(err, errlen, ST_CONFIG, "fedex: access token longer than %d bytes",
                        CARRIER_HEADER_MAX - 32);

@@ -282,13 +282,6 @@ static enum st_err opt_object(json_t *obj, const char *key, const char *where, j
     return ST_OK;
 }
 
-/* Copy s into q[cap] for quoting in a message: capped and control-free. */
-static const char *quote(char *q, size_t cap, const char *s)
-{
-    carrier_copy_text(q, cap, s);
-    return q;
-}
-
 /* An ISO country code from contextData into cc[3]: upper-cased, and "" when
  * absent or no country we know (kept empty rather than guessed). */
 static void country_of(const char *s, char cc[3])
@@ -384,7 +377,7 @@ static enum st_err parse_event(json_t *jev, const char *where, size_t i,
     if (!carrier_parse_time(date, cc, NULL, ev))
         return st_fail(err, errlen, ST_PERMANENT,
                        "laposte: %s.date: expected an ISO 8601 time, got \"%s\"", at,
-                       quote(q, sizeof(q), date));
+                       carrier_quote(q, sizeof(q), date));
     carrier_copy_text(ev->code, sizeof(ev->code), code);
     carrier_copy_text(ev->description, sizeof(ev->description), label);
     if (cc != NULL)
@@ -418,7 +411,7 @@ static enum st_err parse_shipment(json_t *shp, const char *where, struct track_r
     if (edd != NULL && edd[0] != '\0' && !date_part(edd, res->estimated_delivery))
         return st_fail(err, errlen, ST_PERMANENT,
                        "laposte: %s.estimDate: expected YYYY-MM-DD, got \"%s\"", where,
-                       quote(q, sizeof(q), edd));
+                       carrier_quote(q, sizeof(q), edd));
     if (ctxd != NULL) {
         snprintf(at, sizeof(at), "%s.contextData", where);
         if ((rc = opt_string(ctxd, "originCountry", at, &origin, err, errlen)) != ST_OK ||
@@ -543,15 +536,6 @@ static enum st_err parse_item(json_t *item, const char *prefix, struct track_res
                    prefix[0] ? prefix : "body", code, sep, msg);
 }
 
-/* Mark every result with the same failure. */
-static void fail_all(struct track_result *results, size_t n, enum st_err kind, const char *msg)
-{
-    for (size_t i = 0; i < n; i++) {
-        track_result_reset(&results[i]);
-        track_result_fail(&results[i], kind, "%s", msg);
-    }
-}
-
 /* The path prefix of item k: "[k]" in an array answer, "" for a lone object. */
 static void item_prefix(json_t *root, size_t k, char *out, size_t cap)
 {
@@ -576,7 +560,7 @@ static enum st_err parse_items(json_t *root, const char *const *numbers, size_t 
     if (!json_is_array(root) && !json_is_object(root)) {
         rc = st_fail(err, errlen, ST_PERMANENT,
                      "laposte: body: expected an object or an array of objects");
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     /* Every item must say which id it answers for, else nothing can be trusted. */
@@ -585,7 +569,7 @@ static enum st_err parse_items(json_t *root, const char *const *numbers, size_t 
 
         item_prefix(root, k, prefix, sizeof(prefix));
         if ((rc = item_id(item, prefix, &id, err, errlen)) != ST_OK) {
-            fail_all(results, n, rc, err);
+            carrier_fail_all(results, n, rc, err);
             return rc;
         }
     }
@@ -670,7 +654,7 @@ static enum st_err parse_status(long http_status, const char *body, size_t len,
         kind = st_fail(err, errlen, ST_PERMANENT, "laposte: unexpected HTTP status %ld%s%s",
                        http_status, sep, msg);
     json_decref(root);
-    fail_all(results, n, kind, err);
+    carrier_fail_all(results, n, kind, err);
     return kind;
 }
 
@@ -696,7 +680,7 @@ static enum st_err lp_parse_response(const struct carrier_ctx *ctx, long http_st
     if (len > LP_BODY_MAX) {
         rc = st_fail(err, errlen, ST_PERMANENT,
                      "laposte: body of %zu bytes exceeds the %u byte cap", len, LP_BODY_MAX);
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (http_status != 200 && http_status != 207)
@@ -704,7 +688,7 @@ static enum st_err lp_parse_response(const struct carrier_ctx *ctx, long http_st
     if (body == NULL || len == 0) {
         rc = st_fail(err, errlen, ST_PERMANENT, "laposte: HTTP %ld with an empty body",
                      http_status);
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
@@ -712,7 +696,7 @@ static enum st_err lp_parse_response(const struct carrier_ctx *ctx, long http_st
         rc = st_fail(err, errlen, ST_PERMANENT,
                      "laposte: body is not JSON (line %d, column %d: %s)", jerr.line,
                      jerr.column, jerr.text);
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     rc = parse_items(root, numbers, n, results, err, errlen);
@@ -821,7 +805,7 @@ static enum st_err lp_build_request(const struct carrier_ctx *ctx, const char *c
         if (numbers[i] == NULL || !number_ok(numbers[i]))
             return st_fail(err, errlen, ST_PERMANENT,
                            "laposte: tracking number \"%s\": only letters and digits allowed, "
-                           "at most %d", quote(q, sizeof(q), numbers[i]), LP_NUMBER_MAX);
+                           "at most %d", carrier_quote(q, sizeof(q), numbers[i]), LP_NUMBER_MAX);
     while (blen > 0 && base[blen - 1] == '/')
         blen--;
     if (blen + 1 >= sizeof(req->url))

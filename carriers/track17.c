@@ -357,13 +357,6 @@ static enum st_err opt_member(json_t *obj, const char *key, bool want_array, con
     return ST_OK;
 }
 
-/* Copy s into q[cap] for quoting in a message: capped and control-free. */
-static const char *quote(char *q, size_t cap, const char *s)
-{
-    carrier_copy_text(q, cap, s);
-    return q;
-}
-
 /* The parts of an event's address we keep. */
 struct t17_address {
     const char *city;
@@ -429,7 +422,7 @@ static enum st_err event_time(json_t *jev, const char *where, const struct t17_a
         if (!carrier_parse_time(iso, cc, a->state, ev))
             return st_fail(err, errlen, ST_PERMANENT,
                            "track17: %s.time_iso: not an ISO 8601 time: \"%s\"", where,
-                           quote(q, sizeof(q), iso));
+                           carrier_quote(q, sizeof(q), iso));
         return ST_OK;
     }
     if (date != NULL && date[0] != '\0') {
@@ -450,14 +443,14 @@ static enum st_err event_time(json_t *jev, const char *where, const struct t17_a
         if (!carrier_parse_time(composed, cc, a->state, ev))
             return st_fail(err, errlen, ST_PERMANENT,
                            "track17: %s.time_raw: not a date and time: \"%s\"", where,
-                           quote(q, sizeof(q), composed));
+                           carrier_quote(q, sizeof(q), composed));
         return ST_OK;
     }
     if (utc != NULL && utc[0] != '\0') {
         if (!carrier_parse_time(utc, cc, a->state, ev))
             return st_fail(err, errlen, ST_PERMANENT,
                            "track17: %s.time_utc: not an ISO 8601 time: \"%s\"", where,
-                           quote(q, sizeof(q), utc));
+                           carrier_quote(q, sizeof(q), utc));
         return ST_OK;
     }
     return st_fail(err, errlen, ST_PERMANENT, "track17: %s: no time_iso, time_raw or time_utc",
@@ -563,7 +556,7 @@ static enum st_err parse_edd(json_t *info, const char *where, struct track_resul
         return ST_OK;
     if (!date_part(pick, res->estimated_delivery))
         return st_fail(err, errlen, ST_PERMANENT, "track17: %s.%s: not a date: \"%s\"", at,
-                       pick == to ? "to" : "from", quote(q, sizeof(q), pick));
+                       pick == to ? "to" : "from", carrier_quote(q, sizeof(q), pick));
     return ST_OK;
 }
 
@@ -796,15 +789,6 @@ static enum st_err load_body(long http_status, const char *body, size_t len, jso
     return ST_OK;
 }
 
-/* Mark every result with the same failure. */
-static void fail_all(struct track_result *results, size_t n, enum st_err kind, const char *msg)
-{
-    for (size_t i = 0; i < n; i++) {
-        track_result_reset(&results[i]);
-        track_result_fail(&results[i], kind, "%s", msg);
-    }
-}
-
 /* Fill results from accepted[] and rejected[]. */
 static enum st_err fill_results(json_t *accepted, json_t *rejected, const char *const *numbers,
                                 size_t n, struct track_result *results, bool *seen, char *err,
@@ -886,7 +870,7 @@ static enum st_err t17_parse_response(const struct carrier_ctx *ctx, long http_s
         rc = st_fail(err, errlen, ST_PERMANENT, "track17: 1 to %d numbers per response, got %zu",
                      T17_BATCH_MAX, n);
         if (n <= CARRIER_MAX_BATCH)
-            fail_all(results, n, rc, err);
+            carrier_fail_all(results, n, rc, err);
         return rc;
     }
     rc = load_body(http_status, body, len, &root, err, errlen);
@@ -897,7 +881,7 @@ static enum st_err t17_parse_response(const struct carrier_ctx *ctx, long http_s
         json_decref(root);
     }
     if (rc != ST_OK)
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
     return rc;
 }
 
@@ -997,7 +981,7 @@ static enum st_err build_post(const struct carrier_ctx *ctx, const char *path,
         if (numbers[i] == NULL || !number_ok(numbers[i]))
             return st_fail(err, errlen, ST_PERMANENT,
                            "track17: tracking number \"%s\": only letters, digits and '-' "
-                           "allowed, at most %d", quote(q, sizeof(q), numbers[i]),
+                           "allowed, at most %d", carrier_quote(q, sizeof(q), numbers[i]),
                            T17_NUMBER_MAX);
     while (blen > 0 && base[blen - 1] == '/')
         blen--;

@@ -248,13 +248,6 @@ static enum st_err opt_array(json_t *obj, const char *key, const char *where, js
     return ST_OK;
 }
 
-/* Copy s into q[cap] for quoting in a message: capped and control-free. */
-static const char *quote(char *q, size_t cap, const char *s)
-{
-    carrier_copy_text(q, cap, s);
-    return q;
-}
-
 /* True when s is exactly n ASCII digits. */
 static bool all_digits(const char *s, size_t n)
 {
@@ -389,31 +382,31 @@ static enum st_err parse_when(const struct ups_when *w, const struct ups_address
         return st_fail(err, errlen, ST_PERMANENT, "ups: %s.date: missing", where);
     if (!ups_date(w->date, d))
         return st_fail(err, errlen, ST_PERMANENT, "ups: %s.date: expected YYYYMMDD, got \"%s\"",
-                       where, quote(q, sizeof(q), w->date));
+                       where, carrier_quote(q, sizeof(q), w->date));
     if (w->time == NULL)
         return st_fail(err, errlen, ST_PERMANENT, "ups: %s.time: missing", where);
     if (!ups_time(w->time, t))
         return st_fail(err, errlen, ST_PERMANENT, "ups: %s.time: expected HHMMSS, got \"%s\"",
-                       where, quote(q, sizeof(q), w->time));
+                       where, carrier_quote(q, sizeof(q), w->time));
     if (w->gmt_offset != NULL && w->gmt_offset[0] != '\0') {
         if (!ups_offset(w->gmt_offset, &off))
             return st_fail(err, errlen, ST_PERMANENT,
                            "ups: %s.gmtOffset: expected +HH:MM, got \"%s\"", where,
-                           quote(q, sizeof(q), w->gmt_offset));
+                           carrier_quote(q, sizeof(q), w->gmt_offset));
         has_off = true;
     }
     if (w->gmt_date != NULL || w->gmt_time != NULL) {
         if (w->gmt_date == NULL || !ups_date(w->gmt_date, gd))
             return st_fail(err, errlen, ST_PERMANENT, "ups: %s.gmtDate: expected YYYYMMDD, "
-                           "got \"%s\"", where, quote(q, sizeof(q), w->gmt_date));
+                           "got \"%s\"", where, carrier_quote(q, sizeof(q), w->gmt_date));
         if (w->gmt_time == NULL || !ups_time(w->gmt_time, gt))
             return st_fail(err, errlen, ST_PERMANENT, "ups: %s.gmtTime: expected HHMMSS, "
-                           "got \"%s\"", where, quote(q, sizeof(q), w->gmt_time));
+                           "got \"%s\"", where, carrier_quote(q, sizeof(q), w->gmt_time));
         memset(&gmt, 0, sizeof(gmt));
         snprintf(ts, sizeof(ts), "%sT%sZ", gd, gt);
         if (!carrier_parse_time(ts, NULL, NULL, &gmt))
             return st_fail(err, errlen, ST_PERMANENT, "ups: %s.gmtDate/gmtTime: not a real "
-                           "time: \"%s\"", where, quote(q, sizeof(q), ts));
+                           "time: \"%s\"", where, carrier_quote(q, sizeof(q), ts));
         has_gmt = true;
     }
 
@@ -425,7 +418,7 @@ static enum st_err parse_when(const struct ups_when *w, const struct ups_address
         snprintf(ts, sizeof(ts), "%sT%s", d, t);
     if (!carrier_parse_time(ts, a->cc[0] ? a->cc : NULL, a->state, ev))
         return st_fail(err, errlen, ST_PERMANENT, "ups: %s.date/time: not a real time: \"%s\"",
-                       where, quote(q, sizeof(q), ts));
+                       where, carrier_quote(q, sizeof(q), ts));
     if (!has_gmt)
         return ST_OK;
     if (!has_off) { /* the offset is what separates local from GMT time */
@@ -535,7 +528,7 @@ static enum st_err parse_delivery_dates(json_t *pkg, const char *where,
             continue;
         if (!ups_date(date, iso) || !date_valid(iso))
             return st_fail(err, errlen, ST_PERMANENT, "ups: %s.date: expected YYYYMMDD, "
-                           "got \"%s\"", at, quote(q, sizeof(q), date));
+                           "got \"%s\"", at, carrier_quote(q, sizeof(q), date));
         if (type != NULL && strcmp(type, "RDD") == 0)
             memcpy(rdd, iso, sizeof(rdd));
         else if (type != NULL && strcmp(type, "SDD") == 0)
@@ -671,15 +664,6 @@ static bool ups_error(const char *body, size_t len, char *out, size_t cap)
     return ok;
 }
 
-/* Mark every result with the same failure. */
-static void fail_all(struct track_result *results, size_t n, enum st_err kind, const char *msg)
-{
-    for (size_t i = 0; i < n; i++) {
-        track_result_reset(&results[i]);
-        track_result_fail(&results[i], kind, "%s", msg);
-    }
-}
-
 /* Kind and message of a non-200 answer (shared by tracking and tokens);
  * rejected says what a 401/403 means. */
 static enum st_err http_failure(long http_status, const char *rejected, const char *detail,
@@ -719,7 +703,7 @@ static enum st_err parse_status(long http_status, const char *body, size_t len,
                        "ups: HTTP 404 without a UPS errors body (wrong base URL?)");
     else
         kind = http_failure(http_status, "UPS rejected the access token", detail, err, errlen);
-    fail_all(results, n, kind, err);
+    carrier_fail_all(results, n, kind, err);
     return kind;
 }
 
@@ -744,21 +728,21 @@ static enum st_err ups_parse_response(const struct carrier_ctx *ctx, long http_s
     if (len > UPS_BODY_MAX) {
         rc = st_fail(err, errlen, ST_PERMANENT, "ups: body of %zu bytes exceeds the %u byte cap",
                      len, UPS_BODY_MAX);
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (http_status != 200)
         return parse_status(http_status, body, len, results, n, err, errlen);
     if (body == NULL || len == 0) {
         rc = st_fail(err, errlen, ST_PERMANENT, "ups: HTTP 200 with an empty body");
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         rc = st_fail(err, errlen, ST_PERMANENT, "ups: body is not JSON (line %d, column %d: %s)",
                      jerr.line, jerr.column, jerr.text);
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (!json_is_object(root))
@@ -769,7 +753,7 @@ static enum st_err ups_parse_response(const struct carrier_ctx *ctx, long http_s
     }
     json_decref(root);
     if (rc != ST_OK)
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
     return rc;
 }
 
@@ -844,7 +828,7 @@ static enum st_err ups_parse_token_response(long http_status, const char *body, 
         secs = strtol(e, &end, 10);
         if (e[0] < '0' || e[0] > '9' || *end != '\0' || secs < 0 || secs > 10L * 365 * 86400) {
             rc = st_fail(err, errlen, ST_PERMANENT, "ups: token: expires_in: expected seconds, "
-                         "got \"%s\"", quote(q, sizeof(q), e));
+                         "got \"%s\"", carrier_quote(q, sizeof(q), e));
             goto out;
         }
     } else if (json_is_integer(exp)) {
@@ -988,7 +972,7 @@ static enum st_err ups_build_request(const struct carrier_ctx *ctx, const char *
     if (!number_ok(numbers[0]))
         return st_fail(err, errlen, ST_PERMANENT,
                        "ups: tracking number \"%s\": %d to %d letters and digits expected",
-                       quote(q, sizeof(q), numbers[0]), UPS_NUMBER_MIN, UPS_NUMBER_MAX);
+                       carrier_quote(q, sizeof(q), numbers[0]), UPS_NUMBER_MIN, UPS_NUMBER_MAX);
     if ((rc = start_request(ctx, CARRIER_GET, "/api/track/v1/details/", req, &o, err,
                             errlen)) != ST_OK)
         return rc;

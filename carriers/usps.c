@@ -309,13 +309,6 @@ static enum st_err opt_string(json_t *obj, const char *key, const char *where, c
     return ST_OK;
 }
 
-/* Copy s into q[cap] for quoting in a message: capped and control-free. */
-static const char *quote(char *q, size_t cap, const char *s)
-{
-    carrier_copy_text(q, cap, s);
-    return q;
-}
-
 /* Parse eventTimestamp into ev: a trailing Z means local time at the place. */
 static bool parse_time(const char *ts, const char *cc, const char *state, struct track_event *ev)
 {
@@ -374,7 +367,7 @@ static enum st_err parse_event(json_t *jev, size_t i, struct usps_cache *cache,
     if (!parse_time(ts, cc, state, ev))
         return st_fail(err, errlen, ST_PERMANENT,
                        "usps: %s.eventTimestamp: expected YYYY-MM-DDTHH:MM:SS[Z]: \"%s\"", where,
-                       quote(q, sizeof(q), ts));
+                       carrier_quote(q, sizeof(q), ts));
 
     carrier_copy_text(ev->code, sizeof(ev->code), code);
     carrier_copy_text(ev->description, sizeof(ev->description), type);
@@ -452,7 +445,7 @@ static enum st_err parse_found(json_t *root, struct track_result *res, char *err
             return rc;
         if (s != NULL && s[0] != '\0' && !date_part(s, res->estimated_delivery))
             return st_fail(err, errlen, ST_PERMANENT, "usps: %s: expected YYYY-MM-DD: \"%s\"",
-                           edd_keys[k], quote(q, sizeof(q), s));
+                           edd_keys[k], carrier_quote(q, sizeof(q), s));
     }
     events = json_object_get(root, "trackingEvents");
     if (events == NULL || json_is_null(events))
@@ -556,15 +549,6 @@ static bool error_body(const char *body, size_t len, char *detail, size_t cap)
     return nf;
 }
 
-/* Mark every result with the same failure. */
-static void fail_all(struct track_result *results, size_t n, enum st_err kind, const char *msg)
-{
-    for (size_t i = 0; i < n; i++) {
-        track_result_reset(&results[i]);
-        track_result_fail(&results[i], kind, "%s", msg);
-    }
-}
-
 /* Handle every non-200 answer; returns the kind to report. */
 static enum st_err parse_status(long http_status, const char *body, size_t len,
                                 struct track_result *results, size_t n, char *err, size_t errlen)
@@ -594,7 +578,7 @@ static enum st_err parse_status(long http_status, const char *body, size_t len,
     else
         kind = st_fail(err, errlen, ST_PERMANENT, "usps: unexpected HTTP status %ld%s%s",
                        http_status, sep, detail);
-    fail_all(results, n, kind, err);
+    carrier_fail_all(results, n, kind, err);
     return kind;
 }
 
@@ -620,21 +604,21 @@ static enum st_err usps_parse_response(const struct carrier_ctx *ctx, long http_
     if (len > USPS_BODY_MAX) {
         rc = st_fail(err, errlen, ST_PERMANENT, "usps: body of %zu bytes exceeds the %u byte cap",
                      len, USPS_BODY_MAX);
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (http_status != 200)
         return parse_status(http_status, body, len, results, n, err, errlen);
     if (body == NULL || len == 0) {
         rc = st_fail(err, errlen, ST_PERMANENT, "usps: HTTP 200 with an empty body");
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         rc = st_fail(err, errlen, ST_PERMANENT, "usps: body is not JSON (line %d, column %d: %s)",
                      jerr.line, jerr.column, jerr.text);
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (!json_is_object(root))
@@ -645,7 +629,7 @@ static enum st_err usps_parse_response(const struct carrier_ctx *ctx, long http_
     }
     json_decref(root);
     if (rc != ST_OK)
-        fail_all(results, n, rc, err);
+        carrier_fail_all(results, n, rc, err);
     return rc;
 }
 
@@ -851,7 +835,7 @@ static enum st_err usps_build_request(const struct carrier_ctx *ctx, const char 
     if (!number_ok(numbers[0]))
         return st_fail(err, errlen, ST_PERMANENT,
                        "usps: tracking number \"%s\": only letters and digits allowed, at most %d",
-                       quote(q, sizeof(q), numbers[0]), USPS_NUMBER_MAX);
+                       carrier_quote(q, sizeof(q), numbers[0]), USPS_NUMBER_MAX);
     w = snprintf(auth, sizeof(auth), "Bearer %s", ctx->access_token);
     if (w < 0 || (size_t)w >= sizeof(auth))
         return st_fail(err, errlen, ST_CONFIG, "usps: access token too long for a header");
