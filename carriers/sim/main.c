@@ -3,7 +3,8 @@
  *
  *   shiptrack-carrier-sim [--listen ADDR] [--port N] [--speed X] [--seed N]
  *                         [--dhl-api-key KEY] [--latency-ms N] [--error-rate P]
- *                         [--rate-429 P] [--malformed-rate P] [--laposte-api-key KEY]
+ *                         [--rate-429 P] [--malformed-rate P] [--reset-rate P]
+ *                         [--oversized-rate P] [--slow-body-ms N] [--laposte-api-key KEY]
  *                         [--track17-api-key KEY] [--oauth-client-id ID]
  *                         [--oauth-client-secret S] [--token-ttl SECONDS] [--token-max-uses N]
  *   shiptrack-carrier-sim plan [--carrier NAME|all] [--count N] [--seed N]
@@ -41,6 +42,9 @@ static void usage(FILE *f)
           "  --error-rate P       probability of HTTP 500, 0..1 (default 0)\n"
           "  --rate-429 P         probability of HTTP 429 + Retry-After: 1, 0..1 (default 0)\n"
           "  --malformed-rate P   probability of a truncated JSON body, 0..1 (default 0)\n"
+          "  --reset-rate P       probability of closing the connection unanswered (default 0)\n"
+          "  --oversized-rate P   probability of a body padded past 6 MiB (default 0)\n"
+          "  --slow-body-ms N     pause before every 512-byte chunk of a body (default 0)\n"
           "  --laposte-api-key KEY  accepted X-Okapi-Key (default sim-laposte-key)\n"
           "  --track17-api-key KEY  accepted 17token (default sim-17track-key)\n"
           "  --oauth-client-id ID   OAuth2 client id of UPS, FedEx, USPS (default sim-client)\n"
@@ -214,6 +218,18 @@ int main(int argc, char **argv)
             if (!parse_double(flag_value(argc, argv, &i, "--malformed-rate"), 0, 1, false,
                               &opt.malformed_rate))
                 return bad("--malformed-rate must be 0..1", a);
+        } else if (is_flag(a, "--reset-rate")) {
+            if (!parse_double(flag_value(argc, argv, &i, "--reset-rate"), 0, 1, false,
+                              &opt.reset_rate))
+                return bad("--reset-rate must be 0..1", a);
+        } else if (is_flag(a, "--oversized-rate")) {
+            if (!parse_double(flag_value(argc, argv, &i, "--oversized-rate"), 0, 1, false,
+                              &opt.oversized_rate))
+                return bad("--oversized-rate must be 0..1", a);
+        } else if (is_flag(a, "--slow-body-ms")) {
+            if (!parse_ulong(flag_value(argc, argv, &i, "--slow-body-ms"), 0, 60000, &u))
+                return bad("--slow-body-ms must be 0..60000", a);
+            opt.slow_body_ms = (unsigned)u;
         } else if (is_flag(a, "--laposte-api-key")) {
             if ((v = flag_value(argc, argv, &i, "--laposte-api-key")) == NULL || *v == '\0')
                 return bad("--laposte-api-key needs a key", a);

@@ -13,7 +13,8 @@
  *                                            (2xx, 401, 429, 5xx, other), bodies cut,
  *                                            and "early": requests that arrived while a
  *                                            Retry-After this carrier was given still ran
- *   POST /_sim/faults?error_rate=P&rate_429=P&malformed_rate=P&latency_ms=N&carrier=C
+ *   POST /_sim/faults?error_rate=P&rate_429=P&malformed_rate=P&reset_rate=P&oversized_rate=P
+ *                    &slow_body_ms=N&latency_ms=N&carrier=C
  *                                            change the knobs at run time; parameters
  *                                            left out keep their value; carrier=C
  *                                            limits faults to C's routes (carrier= or
@@ -78,6 +79,8 @@ const struct sim_carrier *sim_carrier_find(const char *name)
 }
 
 #define SIM_RETRY_AFTER_S 1      /* the Retry-After sent with every simulated 429 */
+#define SIM_OVERSIZED_BYTES (6u << 20) /* an oversized body: past shiptrack's 4 MiB default */
+#define SIM_SLOW_CHUNK 512        /* bytes per chunk of a slow body */
 #define SIM_CARRIERS_MAX 16       /* counters kept per carrier (>= sim_carriers_count) */
 
 /* The fault knobs in force; replaced as a whole under fault_lock. */
@@ -86,6 +89,9 @@ struct sim_faults {
     double error_rate;
     double rate_429;
     double malformed_rate;
+    double reset_rate;
+    double oversized_rate;
+    unsigned slow_body_ms;
     int only;                   /* index in sim_carriers of the one carrier hit, -1 = all */
 };
 
@@ -312,9 +318,12 @@ static json_t *faults_json(struct sim_server *srv)
                                       "malformed", (json_int_t)c->malformed, "early",
                                       (json_int_t)c->early));
     }
-    root = json_pack("{s:f,s:f,s:f,s:I,s:s,s:o}", "error_rate", srv->faults.error_rate,
-                     "rate_429", srv->faults.rate_429, "malformed_rate",
-                     srv->faults.malformed_rate, "latency_ms", (json_int_t)srv->faults.latency_ms,
+    root = json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:s,s:o}", "error_rate",
+                     srv->faults.error_rate, "rate_429", srv->faults.rate_429, "malformed_rate",
+                     srv->faults.malformed_rate, "reset_rate", srv->faults.reset_rate,
+                     "oversized_rate", srv->faults.oversized_rate, "slow_body_ms",
+                     (json_int_t)srv->faults.slow_body_ms, "latency_ms",
+                     (json_int_t)srv->faults.latency_ms,
                      "carrier", srv->faults.only >= 0 ? sim_carriers[srv->faults.only]->name : "all",
                      "carriers", per);
     pthread_mutex_unlock(&srv->fault_lock);
@@ -339,7 +348,8 @@ static bool parse_rate(const char *s, double *out)
 static void handle_faults(struct sim_server *srv, const struct sim_request *req,
                           struct sim_response *resp)
 {
-    static const char *const rates[] = { "error_rate", "rate_429", "malformed_rate" };
+    static const char *const rates[] = { "error_rate", "rate_429", "malformed_rate", "reset_rate",
+                                         "oversized_rate" };
     struct sim_faults f;
     const char *v;
 
@@ -348,11 +358,13 @@ static void handle_faults(struct sim_server *srv, const struct sim_request *req,
         f = srv->faults;
         pthread_mutex_unlock(&srv->fault_lock);
         for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
-            double *dst = i == 0 ? &f.error_rate : i == 1 ? &f.rate_429 : &f.malformed_rate;
+            double *dsts[] = { &f.error_rate, &f.rate_429, &f.malformed_rate, &f.reset_rate,
+                               &f.oversized_rate };
 
-            if ((v = sim_query(req, rates[i])) != NULL && !parse_rate(v, dst)) {
+            if ((v = sim_query(req, rates[i])) != NULL && !parse_rate(v, dsts[i])) {
                 sim_respond_problem(resp, 400, "Bad Request",
-                                    "error_rate, rate_429 and malformed_rate must be 0..1.");
+                                    "error_rate, rate_429, malformed_rate, reset_rate and "
+                                    "oversized_rate must be 0..1.");
                 return;
             }
         }
@@ -367,6 +379,18 @@ static void handle_faults(struct sim_server *srv, const struct sim_request *req,
                 return;
             }
             f.latency_ms = (unsigned)ms;
+        }
+        if ((v = sim_query(req, "slow_body_ms")) != NULL) {
+            char *end;
+            unsigned long ms;
+
+            errno = 0;
+            ms = strtoul(v, &end, 10);
+            if (*v < '0' || *v > '9' || errno != 0 || *end != '\0' || ms > 60000) {
+                sim_respond_problem(resp, 400, "Bad Request", "slow_body_ms must be 0..60000.");
+                return;
+            }
+            f.slow_body_ms = (unsigned)ms;
         }
         if ((v = sim_query(req, "carrier")) != NULL) {
             const struct sim_carrier *c = sim_carrier_find(v);
@@ -474,6 +498,12 @@ static void dispatch(struct sim_server *srv, const struct sim_request *req,
         while (nanosleep(&ts, &ts) != 0)
             ;
     }
+    if (hit && f.reset_rate > 0 && fault_draw(opt->seed, seq, 3) < f.reset_rate) {
+        resp->reset = true; /* the connection closes with no answer at all */
+        resp->status = 599;
+        count_answer(srv, ci, resp, false);
+        return;
+    }
     if (hit && f.rate_429 > 0 && fault_draw(opt->seed, seq, 0) < f.rate_429) {
         sim_respond_problem(resp, 429, "Too Many Requests", "Simulated rate limit.");
         sim_response_header(resp, "Retry-After", "1"); /* SIM_RETRY_AFTER_S */
@@ -486,9 +516,56 @@ static void dispatch(struct sim_server *srv, const struct sim_request *req,
             fault_draw(opt->seed, seq, 2) < f.malformed_rate) {
             resp->len /= 2; /* truncated JSON */
             cut = true;
+        } else if (hit && resp->status >= 200 && resp->status < 300 && f.oversized_rate > 0 &&
+                   fault_draw(opt->seed, seq, 4) < f.oversized_rate) {
+            /* valid JSON followed by megabytes of whitespace: too big, not malformed */
+            char *big = realloc(resp->body, resp->len + SIM_OVERSIZED_BYTES);
+
+            if (big != NULL) {
+                memset(big + resp->len, ' ', SIM_OVERSIZED_BYTES);
+                resp->body = big;
+                resp->len += SIM_OVERSIZED_BYTES;
+            }
         }
     }
+    if (hit)
+        resp->slow_ms = f.slow_body_ms;
     count_answer(srv, ci, resp, cut);
+}
+
+/* A body handed out a chunk at a time, with a pause before each (slow bodies). */
+struct slow_body {
+    char *data;
+    size_t len;
+    unsigned pause_ms;
+};
+
+/* libmicrohttpd content reader of a slow body (runs on the connection's thread). */
+static ssize_t slow_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct slow_body *sb = cls;
+    struct timespec ts = { (time_t)(sb->pause_ms / 1000), (long)(sb->pause_ms % 1000) * 1000000L };
+    size_t n;
+
+    if (pos >= sb->len)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    n = sb->len - (size_t)pos;
+    if (n > max)
+        n = max;
+    if (n > SIM_SLOW_CHUNK)
+        n = SIM_SLOW_CHUNK;
+    memcpy(buf, sb->data + pos, n);
+    return (ssize_t)n;
+}
+
+static void slow_free(void *cls)
+{
+    struct slow_body *sb = cls;
+
+    free(sb->data);
+    free(sb);
 }
 
 /* libmicrohttpd request callback. */
@@ -535,11 +612,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         sim_respond_problem(&resp, 413, "Payload Too Large", "Request body over 1 MiB.");
     else
         dispatch(srv, &req, &resp);
+    if (resp.reset) { /* refusing the request makes libmicrohttpd drop the connection */
+        free(resp.body);
+        return MHD_NO;
+    }
     if (resp.body == NULL && resp.status == 0)
         sim_respond_problem(&resp, 500, "Internal Server Error", "No response was built.");
-    r = MHD_create_response_from_buffer(resp.len, resp.body, MHD_RESPMEM_MUST_FREE);
+    if (resp.slow_ms > 0) {
+        struct slow_body *sb = malloc(sizeof(*sb));
+
+        if (sb == NULL) {
+            free(resp.body);
+            return MHD_NO;
+        }
+        sb->data = resp.body;
+        sb->len = resp.len;
+        sb->pause_ms = resp.slow_ms;
+        r = MHD_create_response_from_callback(resp.len, SIM_SLOW_CHUNK, slow_read, sb,
+                                              slow_free);
+        if (r == NULL)
+            slow_free(sb);
+    } else
+        r = MHD_create_response_from_buffer(resp.len, resp.body, MHD_RESPMEM_MUST_FREE);
     if (r == NULL) {
-        free(resp.body);
+        if (resp.slow_ms == 0)
+            free(resp.body);
         return MHD_NO;
     }
     if (resp.content_type != NULL)
@@ -629,6 +726,9 @@ int sim_serve(const struct sim_options *opt)
     srv.faults.error_rate = opt->error_rate;
     srv.faults.rate_429 = opt->rate_429;
     srv.faults.malformed_rate = opt->malformed_rate;
+    srv.faults.reset_rate = opt->reset_rate;
+    srv.faults.oversized_rate = opt->oversized_rate;
+    srv.faults.slow_body_ms = opt->slow_body_ms;
     srv.faults.only = -1;
     if (sim_carriers_count > SIM_CARRIERS_MAX) {
         fprintf(stderr, "shiptrack-carrier-sim: more carriers than SIM_CARRIERS_MAX\n");

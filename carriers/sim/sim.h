@@ -31,6 +31,9 @@ struct sim_options {
     double error_rate;          /* probability of a 500 */
     double rate_429;            /* probability of a 429 with Retry-After: 1 */
     double malformed_rate;      /* probability of a truncated JSON body */
+    double reset_rate;          /* probability of closing the connection without an answer */
+    double oversized_rate;      /* probability of a body padded past SIM_OVERSIZED_BYTES */
+    unsigned slow_body_ms;      /* pause before every 512-byte chunk of a body (0 = none) */
     const char *oauth_client_id;     /* accepted OAuth2 client id (all OAuth carriers) */
     const char *oauth_client_secret; /* and its secret */
     unsigned token_ttl;              /* seconds (wall clock) an issued token lives */
@@ -60,6 +63,8 @@ struct sim_response {
     size_t len;
     const char *headers[SIM_MAX_RESP_HEADERS][2]; /* extra headers, static strings */
     size_t n_headers;
+    bool reset;                 /* set by the server's faults: drop the connection instead */
+    unsigned slow_ms;           /* set by the server's faults: trickle the body */
 };
 
 /* What a renderer may read while answering. */
