@@ -1,6 +1,6 @@
 /*
  * carrier.c - helpers shared by every carrier driver: capped text, events,
- * requests and timestamp parsing. No network I/O here either.
+ * requests, URL encoding and timestamp parsing. No network I/O here either.
  */
 #include "carrier.h"
 
@@ -376,4 +376,38 @@ const char *carrier_quote(char *q, size_t cap, const char *s)
 {
     carrier_copy_text(q, cap, s);
     return q;
+}
+
+bool carrier_url_encode(char *out, size_t cap, size_t *o, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+        size_t need = plain ? 1 : 3;
+
+        if (*o + need >= cap)
+            return false;
+        if (plain)
+            out[(*o)++] = (char)*p;
+        else {
+            out[(*o)++] = '%';
+            out[(*o)++] = hex[*p >> 4];
+            out[(*o)++] = hex[*p & 0x0F];
+        }
+    }
+    out[*o] = '\0';
+    return true;
+}
+
+bool carrier_url_append(char *out, size_t cap, size_t *o, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (*o + n >= cap)
+        return false;
+    memcpy(out + *o, s, n + 1);
+    *o += n;
+    return true;
 }

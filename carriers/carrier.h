@@ -193,6 +193,12 @@ void carrier_fail_all(struct track_result *results, size_t n, enum st_err kind, 
 /* Copy s into q[cap] for quoting in a message (capped, control-free); returns q. */
 const char *carrier_quote(char *q, size_t cap, const char *s);
 
+/* Append s percent-encoded (RFC 3986 unreserved kept) to out[cap] at *o,
+ * keeping out NUL-terminated. Returns false when it does not fit. */
+bool carrier_url_encode(char *out, size_t cap, size_t *o, const char *s);
+/* Append literal s to out[cap] at *o; false when it does not fit. */
+bool carrier_url_append(char *out, size_t cap, size_t *o, const char *s);
+
 /* Copy src into dst[cap], cutting on a UTF-8 boundary, dropping control chars
  * (CR, LF and TAB become spaces). NULL src gives "". */
 void carrier_copy_text(char *dst, size_t cap, const char *src);

@@ -479,43 +479,6 @@ static enum st_err dhl_parse_response(const struct carrier_ctx *ctx, long http_s
 /* ------------------------------------------------------------------------ */
 /* Request. */
 
-/* Append s percent-encoded (RFC 3986 unreserved kept) to out[cap] at *o.
- * Returns false when it does not fit. */
-static bool url_encode(char *out, size_t cap, size_t *o, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
-        size_t need = plain ? 1 : 3;
-
-        if (*o + need >= cap)
-            return false;
-        if (plain)
-            out[(*o)++] = (char)*p;
-        else {
-            out[(*o)++] = '%';
-            out[(*o)++] = hex[*p >> 4];
-            out[(*o)++] = hex[*p & 0x0F];
-        }
-    }
-    out[*o] = '\0';
-    return true;
-}
-
-/* Append literal s to out[cap] at *o; false when it does not fit. */
-static bool url_append(char *out, size_t cap, size_t *o, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (*o + n >= cap)
-        return false;
-    memcpy(out + *o, s, n + 1);
-    *o += n;
-    return true;
-}
-
 /* True when a tracking number only holds [A-Za-z0-9-] and is not too long. */
 static bool number_ok(const char *s)
 {
@@ -564,11 +527,11 @@ static enum st_err dhl_build_request(const struct carrier_ctx *ctx, const char *
     memcpy(req->url, base, blen);
     o = blen;
     req->url[o] = '\0';
-    if (!url_append(req->url, sizeof(req->url), &o, "/track/shipments?trackingNumber=") ||
-        !url_encode(req->url, sizeof(req->url), &o, numbers[0]) ||
+    if (!carrier_url_append(req->url, sizeof(req->url), &o, "/track/shipments?trackingNumber=") ||
+        !carrier_url_encode(req->url, sizeof(req->url), &o, numbers[0]) ||
         (ctx->language != NULL && ctx->language[0] != '\0' &&
-         (!url_append(req->url, sizeof(req->url), &o, "&language=") ||
-          !url_encode(req->url, sizeof(req->url), &o, ctx->language))))
+         (!carrier_url_append(req->url, sizeof(req->url), &o, "&language=") ||
+          !carrier_url_encode(req->url, sizeof(req->url), &o, ctx->language))))
         return st_fail(err, errlen, ST_PERMANENT, "dhl: request URL longer than %d bytes",
                        CARRIER_URL_MAX - 1);
     if (carrier_request_header(req, "DHL-API-Key", ctx->api_key, err, errlen) != ST_OK)

@@ -707,43 +707,6 @@ static enum st_err lp_parse_response(const struct carrier_ctx *ctx, long http_st
 /* ------------------------------------------------------------------------ */
 /* Request. */
 
-/* Append s percent-encoded (RFC 3986 unreserved kept) to out[cap] at *o.
- * Returns false when it does not fit. */
-static bool url_encode(char *out, size_t cap, size_t *o, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
-        size_t need = plain ? 1 : 3;
-
-        if (*o + need >= cap)
-            return false;
-        if (plain)
-            out[(*o)++] = (char)*p;
-        else {
-            out[(*o)++] = '%';
-            out[(*o)++] = hex[*p >> 4];
-            out[(*o)++] = hex[*p & 0x0F];
-        }
-    }
-    out[*o] = '\0';
-    return true;
-}
-
-/* Append literal s to out[cap] at *o; false when it does not fit. */
-static bool url_append(char *out, size_t cap, size_t *o, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (*o + n >= cap)
-        return false;
-    memcpy(out + *o, s, n + 1);
-    *o += n;
-    return true;
-}
-
 /* True when an id only holds [A-Za-z0-9] (a comma would split the batch)
  * and is not too long. */
 static bool number_ok(const char *s)
@@ -816,14 +779,14 @@ static enum st_err lp_build_request(const struct carrier_ctx *ctx, const char *c
     memcpy(req->url, base, blen);
     o = blen;
     req->url[o] = '\0';
-    if (!url_append(req->url, sizeof(req->url), &o, "/suivi/v2/idships/"))
+    if (!carrier_url_append(req->url, sizeof(req->url), &o, "/suivi/v2/idships/"))
         goto too_long;
     for (size_t i = 0; i < n; i++)
-        if ((i > 0 && !url_append(req->url, sizeof(req->url), &o, ",")) ||
-            !url_encode(req->url, sizeof(req->url), &o, numbers[i]))
+        if ((i > 0 && !carrier_url_append(req->url, sizeof(req->url), &o, ",")) ||
+            !carrier_url_encode(req->url, sizeof(req->url), &o, numbers[i]))
             goto too_long;
-    if (!url_append(req->url, sizeof(req->url), &o, "?lang=") ||
-        !url_append(req->url, sizeof(req->url), &o, lp_lang(ctx->language)))
+    if (!carrier_url_append(req->url, sizeof(req->url), &o, "?lang=") ||
+        !carrier_url_append(req->url, sizeof(req->url), &o, lp_lang(ctx->language)))
         goto too_long;
     if (carrier_request_header(req, "X-Okapi-Key", ctx->api_key, err, errlen) != ST_OK)
         return ST_CONFIG;

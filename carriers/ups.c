@@ -854,42 +854,6 @@ out:
 /* ------------------------------------------------------------------------ */
 /* Requests. */
 
-/* Append s percent-encoded (RFC 3986 unreserved kept) to out[cap] at *o. */
-static bool url_encode(char *out, size_t cap, size_t *o, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
-        size_t need = plain ? 1 : 3;
-
-        if (*o + need >= cap)
-            return false;
-        if (plain)
-            out[(*o)++] = (char)*p;
-        else {
-            out[(*o)++] = '%';
-            out[(*o)++] = hex[*p >> 4];
-            out[(*o)++] = hex[*p & 0x0F];
-        }
-    }
-    out[*o] = '\0';
-    return true;
-}
-
-/* Append literal s to out[cap] at *o; false when it does not fit. */
-static bool url_append(char *out, size_t cap, size_t *o, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (*o + n >= cap)
-        return false;
-    memcpy(out + *o, s, n + 1);
-    *o += n;
-    return true;
-}
-
 /* True when s has a control character (or DEL). */
 static bool has_control(const char *s)
 {
@@ -918,7 +882,7 @@ static enum st_err start_request(const struct carrier_ctx *ctx, int method, cons
     memcpy(req->url, base, blen);
     req->url[blen] = '\0';
     *o = blen;
-    if (!url_append(req->url, sizeof(req->url), o, path))
+    if (!carrier_url_append(req->url, sizeof(req->url), o, path))
         return st_fail(err, errlen, ST_PERMANENT, "ups: request URL longer than %d bytes",
                        CARRIER_URL_MAX - 1);
     return ST_OK;
@@ -976,8 +940,8 @@ static enum st_err ups_build_request(const struct carrier_ctx *ctx, const char *
     if ((rc = start_request(ctx, CARRIER_GET, "/api/track/v1/details/", req, &o, err,
                             errlen)) != ST_OK)
         return rc;
-    if (!url_encode(req->url, sizeof(req->url), &o, numbers[0]) ||
-        !url_append(req->url, sizeof(req->url), &o, "?locale=en_US"))
+    if (!carrier_url_encode(req->url, sizeof(req->url), &o, numbers[0]) ||
+        !carrier_url_append(req->url, sizeof(req->url), &o, "?locale=en_US"))
         return st_fail(err, errlen, ST_PERMANENT, "ups: request URL longer than %d bytes",
                        CARRIER_URL_MAX - 1);
     snprintf(bearer, sizeof(bearer), "Bearer %s", ctx->access_token);
