@@ -398,8 +398,7 @@ static int cmd_carriers(const struct st_config *cfg, int argc, char **argv)
         return rc;
     for (size_t i = 0; i < carrier_defs_count; i++) {
         const struct carrier_def *d = carrier_defs[i];
-        const struct carrier_conf *cc = config_carrier(cfg, d->name);
-        bool configured = cc != NULL && (d->auth == CARRIER_AUTH_OAUTH2 ? cc->client_id != NULL && cc->client_secret != NULL : cc->api_key != NULL);
+        bool configured = poller_carrier_configured(cfg, d);
 
         if (v[0] != NULL)
             printf("{\"name\":\"%s\",\"display_name\":\"%s\",\"batch_max\":%u,\"rate_per_sec\":%g,"
