@@ -14,7 +14,6 @@
  * missing UPS headers and unknown numbers are covered too.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +23,10 @@
 
 #include "carrier.h"
 #include "geo.h"
+#include "simclient.h"
 #include "testutil.h"
 
 extern const struct carrier_def carrier_ups;
-
-#define BODY_CAP (8u * 1024u * 1024u)
 
 /* ------------------------------------------------------------------------ */
 /* Definition and requests, on data alone. */
@@ -368,89 +366,20 @@ Test(ups, one_number_per_response)
 
 static struct tu_sim sim;
 
-/* One HTTP answer. */
-struct reply {
-    long status;
-    char *body;                 /* heap, NUL-terminated */
-    size_t len;
-};
-
-/* libcurl write callback with a cap. */
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct reply *r = ud;
-    size_t n = size * nmemb;
-    char *p;
-
-    if (r->len + n > BODY_CAP)
-        return 0;
-    p = realloc(r->body, r->len + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + r->len, data, n);
-    r->body = p;
-    r->len += n;
-    p[r->len] = '\0';
-    return n;
-}
-
-/* Send a driver-built request as it is (method, URL, headers, body). */
-static void perform(const struct carrier_request *req, struct reply *r)
-{
-    struct curl_slist *h = NULL;
-    CURL *c = curl_easy_init();
-    CURLcode rc;
-
-    memset(r, 0, sizeof(*r));
-    cr_assert_not_null(c);
-    for (size_t i = 0; i < req->n_headers; i++) {
-        struct curl_slist *n = curl_slist_append(h, req->headers[i]);
-
-        cr_assert_not_null(n);
-        h = n;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (req->method == CARRIER_POST) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)req->body_len);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    rc = curl_easy_perform(c);
-    cr_assert_eq(rc, CURLE_OK, "%s: %s", req->url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    if (r->body == NULL)
-        r->body = calloc(1, 1);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-}
-
-/* GET a simulator path without any header. */
-static void get(const char *path, struct reply *r)
-{
-    struct carrier_request req;
-
-    memset(&req, 0, sizeof(req));
-    snprintf(req.url, sizeof(req.url), "%s%s", sim.url, path);
-    perform(&req, r);
-}
-
 /* Fetch a token with the driver's request; returns the kind parse gave. */
 static enum st_err fetch_token(const char *id, const char *secret, struct carrier_token *tok,
                                long *status)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .client_id = id, .client_secret = secret };
     struct carrier_request req;
-    struct reply r;
+    struct sc_reply r;
     char err[256];
     enum st_err rc;
 
     memset(&req, 0, sizeof(req));
     cr_assert_eq(carrier_ups.ops->build_token_request(&ctx, &req, err, sizeof(err)), ST_OK, "%s",
                  err);
-    perform(&req, &r);
+    sc_send(&req, &r);
     carrier_request_reset(&req);
     *status = r.status;
     rc = carrier_ups.ops->parse_token_response(r.status, r.body, r.len, tok, err, sizeof(err));
@@ -474,86 +403,20 @@ static enum st_err track(const char *token_value, const char *number, struct tra
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .access_token = token_value };
     struct carrier_request req;
-    struct reply r;
+    struct sc_reply r;
     enum st_err rc;
 
     memset(&req, 0, sizeof(req));
     memset(res, 0, sizeof(*res));
     cr_assert_eq(carrier_ups.ops->build_request(&ctx, &number, 1, &req, err, errlen), ST_OK,
                  "%s", err);
-    perform(&req, &r);
+    sc_send(&req, &r);
     carrier_request_reset(&req);
     *status = r.status;
     rc = carrier_ups.ops->parse_response(&ctx, r.status, r.body, r.len, &number, 1, res, err,
                                          errlen);
     free(r.body);
     return rc;
-}
-
-/* /_sim/journey of number; NULL when the simulator does not know it. */
-static json_t *journey(const char *number)
-{
-    char path[160];
-    struct reply r;
-    json_t *j;
-
-    snprintf(path, sizeof(path), "/_sim/journey?carrier=ups&number=%s", number);
-    get(path, &r);
-    j = json_loads(r.body, 0, NULL);
-    cr_assert_not_null(j, "journey of %s is not JSON: %s", number, r.body);
-    if (r.status == 404) {
-        cr_expect(json_is_false(json_object_get(j, "known")));
-        json_decref(j);
-        j = NULL;
-    } else
-        cr_assert_eq(r.status, 200, "journey of %s: HTTP %ld", number, r.status);
-    free(r.body);
-    return j;
-}
-
-/* The plan subcommand's lines for ups, as a JSON array. */
-static json_t *run_plan(const char *count, const char *seed)
-{
-    char bin[512], *out = NULL, *err = NULL;
-    char *argv[] = { bin, "plan", "--carrier", "ups", "--count", (char *)count, "--seed",
-                     (char *)seed, NULL };
-    json_t *list = json_array();
-    int rc;
-
-    tu_binary_path(bin, sizeof(bin), "shiptrack-carrier-sim");
-    rc = tu_run(argv, NULL, &out, &err);
-    cr_assert_eq(rc, 0, "plan exited %d: %s", rc, err);
-    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        json_t *o = json_loads(line, 0, NULL);
-
-        cr_assert_not_null(o, "plan line is not JSON: %s", line);
-        json_array_append_new(list, o);
-    }
-    free(out);
-    free(err);
-    return list;
-}
-
-/* String member or "". */
-static const char *str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
-/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SS" (Z optional), read as UTC. */
-static time_t utc_of(const char *s)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec), 6, "bad time %s", s);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
 }
 
 /* A visible step and what the driver must make of its time. */
@@ -572,20 +435,20 @@ static void compare(const char *number, json_t *j, const struct track_result *re
 
     json_array_foreach(steps, i, step) {
         json_t *wire = json_object_get(step, "wire");
-        const char *region = str(step, "region");
+        const char *region = sc_str(step, "region");
 
         if (!json_is_true(json_object_get(step, "visible")))
             continue;
         cr_assert_lt(n, sizeof(w) / sizeof(w[0]));
         w[n].step = step;
-        if (strcmp(str(wire, "timestamp_style"), "gmt") == 0)
+        if (strcmp(sc_str(wire, "timestamp_style"), "gmt") == 0)
             w[n].kind = OFFSET_CARRIER;
-        else if (geo_zone(str(step, "country"), region[0] ? region : NULL) != NULL)
+        else if (geo_zone(sc_str(step, "country"), region[0] ? region : NULL) != NULL)
             w[n].kind = OFFSET_DERIVED;
         else
             w[n].kind = OFFSET_UNKNOWN;
-        w[n].key = w[n].kind == OFFSET_UNKNOWN ? utc_of(str(step, "local"))
-                                               : utc_of(str(step, "at"));
+        w[n].key = w[n].kind == OFFSET_UNKNOWN ? sc_utc_of(sc_str(step, "local"))
+                                               : sc_utc_of(sc_str(step, "at"));
         n++;
     }
     for (size_t a = 1; a < n; a++) /* the driver sorts by instant, stably */
@@ -597,46 +460,37 @@ static void compare(const char *number, json_t *j, const struct track_result *re
     cr_assert_eq(res->outcome, TRACK_FOUND, "%s: outcome %s (%s)", number,
                  track_outcome_name(res->outcome), res->errmsg);
     cr_assert_eq(res->n_events, n, "%s (%s): %zu events, %zu visible steps", number,
-                 str(j, "scenario"), res->n_events, n);
-    cr_expect_str_eq(res->estimated_delivery, str(j, "estimated_delivery"), "%s", number);
+                 sc_str(j, "scenario"), res->n_events, n);
+    cr_expect_str_eq(res->estimated_delivery, sc_str(j, "estimated_delivery"), "%s", number);
     for (i = 0; i < n; i++) {
         const struct track_event *ev = &res->events[i];
         json_t *s = w[i].step, *e = json_object_get(s, "expect"), *wire = json_object_get(s, "wire");
-        const char *kind = str(s, "kind");
+        const char *kind = sc_str(s, "kind");
 
         cr_expect_eq(ev->occurred_at, w[i].key, "%s event %zu (%s): occurred_at %ld, want %ld",
                      number, i, kind, (long)ev->occurred_at, (long)w[i].key);
         cr_expect_eq(ev->offset_kind, w[i].kind, "%s event %zu (%s): offset %s", number, i, kind,
                      offset_kind_name(ev->offset_kind));
-        cr_expect_str_eq(ev->occurred_local, str(s, "local"), "%s event %zu (%s)", number, i,
+        cr_expect_str_eq(ev->occurred_local, sc_str(s, "local"), "%s event %zu (%s)", number, i,
                          kind);
         if (w[i].kind != OFFSET_UNKNOWN)
             cr_expect_eq(ev->utc_offset_min,
                          json_integer_value(json_object_get(s, "utc_offset_min")),
                          "%s event %zu (%s)", number, i, kind);
-        cr_expect_str_eq(st_status_name(ev->status), str(e, "status"), "%s event %zu (%s): %s",
+        cr_expect_str_eq(st_status_name(ev->status), sc_str(e, "status"), "%s event %zu (%s): %s",
                          number, i, kind, ev->description);
-        cr_expect_str_eq(st_substatus_name(ev->substatus), str(e, "substatus"),
+        cr_expect_str_eq(st_substatus_name(ev->substatus), sc_str(e, "substatus"),
                          "%s event %zu (%s): %s", number, i, kind, ev->description);
         cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
                      "%s event %zu (%s)", number, i, kind);
         cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
                      "%s event %zu (%s): %s", number, i, kind, ev->description);
-        cr_expect_str_eq(ev->code, str(wire, "code"), "%s event %zu (%s)", number, i, kind);
-        cr_expect_str_eq(ev->description, str(wire, "description"));
-        cr_expect_str_eq(ev->city, str(s, "city"));
-        cr_expect_str_eq(ev->postal_code, str(s, "postal_code"));
-        cr_expect_str_eq(ev->country, str(s, "country"));
+        cr_expect_str_eq(ev->code, sc_str(wire, "code"), "%s event %zu (%s)", number, i, kind);
+        cr_expect_str_eq(ev->description, sc_str(wire, "description"));
+        cr_expect_str_eq(ev->city, sc_str(s, "city"));
+        cr_expect_str_eq(ev->postal_code, sc_str(s, "postal_code"));
+        cr_expect_str_eq(ev->country, sc_str(s, "country"));
     }
-}
-
-/* True when res has an event with this status and substatus. */
-static bool has(const struct track_result *res, enum st_status s, enum st_substatus sub)
-{
-    for (size_t i = 0; i < res->n_events; i++)
-        if (res->events[i].status == s && res->events[i].substatus == sub)
-            return true;
-    return false;
 }
 
 /* Scenario-level signatures of a complete journey. */
@@ -644,61 +498,47 @@ static void check_scenario(const char *number, const char *scenario,
                            const struct track_result *res)
 {
     if (strcmp(scenario, "customs_duties_held") == 0) {
-        cr_expect(has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s: no duties hold", number);
-        cr_expect(has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
+        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s: no duties hold", number);
+        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
     } else if (strcmp(scenario, "customs_documents_held") == 0) {
-        cr_expect(has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s: no hold",
+        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s: no hold",
                   number);
-        cr_expect(has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
+        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
     } else if (strcmp(scenario, "customs_delivered") == 0) {
-        cr_expect(has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
+        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
     } else if (strcmp(scenario, "returned_to_sender") == 0) {
-        cr_expect(has(res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
-        cr_expect(!has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
+        cr_expect(sc_has(res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
+        cr_expect(!sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
     } else if (strcmp(scenario, "lost") == 0) {
-        cr_expect(!has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
+        cr_expect(!sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
     } else if (strcmp(scenario, "unmapped_code") == 0) {
-        cr_expect(has(res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s: no unmapped event", number);
+        cr_expect(sc_has(res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s: no unmapped event", number);
     } else if (strcmp(scenario, "pickup_point") == 0) {
-        cr_expect(has(res, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT), "%s", number);
+        cr_expect(sc_has(res, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT), "%s", number);
     } else if (strcmp(scenario, "attempt_then_delivered") == 0) {
-        cr_expect(has(res, ST_STATUS_ATTEMPT_FAILED, ST_SUB_RECIPIENT_UNAVAILABLE), "%s", number);
+        cr_expect(sc_has(res, ST_STATUS_ATTEMPT_FAILED, ST_SUB_RECIPIENT_UNAVAILABLE), "%s", number);
     }
     if (strcmp(scenario, "lost") != 0 && strcmp(scenario, "returned_to_sender") != 0)
-        cr_expect(has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s: never delivered", number);
-}
-
-static void start_with(const char *const *args)
-{
-    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    tu_sim_start(&sim, args);
+        cr_expect(sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s: never delivered", number);
 }
 
 static void start_default(void)
 {
     static const char *const args[] = { "--speed", "100000000", NULL };
 
-    start_with(args);
+    sc_start(&sim, args);
 }
 
 static void stop(void)
 {
-    tu_sim_stop(&sim);
-    curl_global_cleanup();
-}
-
-/* Restart the simulator with other flags. */
-static void restart(const char *const *args)
-{
-    tu_sim_stop(&sim);
-    tu_sim_start(&sim, args);
+    sc_stop(&sim);
 }
 
 TestSuite(ups_sim, .init = start_default, .fini = stop, .timeout = 120);
 
 Test(ups_sim, planned_bodies_parse_into_the_journeys)
 {
-    json_t *plan = run_plan("27", "3"), *p;
+    json_t *plan = sc_plan("ups", "27", "3", SC_PLAN_ANY), *p;
     struct carrier_token tok;
     bool seen[9] = { false };
     static const char *const scenarios[9] = {
@@ -711,26 +551,26 @@ Test(ups_sim, planned_bodies_parse_into_the_journeys)
     cr_assert_eq(json_array_size(plan), 27);
     live_token(&tok);
     json_array_foreach(plan, i, p) {
-        const char *number = str(p, "tracking_number");
+        const char *number = sc_str(p, "tracking_number");
         struct track_result res;
-        json_t *j = journey(number);
+        json_t *j = sc_journey(&sim, "ups", number);
         char err[256];
         long status;
 
         cr_assert_not_null(j, "%s: the simulator does not know a planned number", number);
-        cr_expect_str_eq(str(j, "scenario"), str(p, "scenario"));
+        cr_expect_str_eq(sc_str(j, "scenario"), sc_str(p, "scenario"));
         cr_expect(json_equal(json_object_get(j, "visible_steps"),
                              json_object_get(j, "total_steps")), "%s: journey not complete",
                   number);
         cr_assert_eq(track(tok.access_token, number, &res, &status, err, sizeof(err)), ST_OK,
                      "%s: HTTP %ld: %s", number, status, err);
         compare(number, j, &res);
-        check_scenario(number, str(j, "scenario"), &res);
+        check_scenario(number, sc_str(j, "scenario"), &res);
         events += res.n_events;
         for (size_t k = 0; k < res.n_events; k++)
             kinds[res.events[k].offset_kind]++;
         for (size_t k = 0; k < 9; k++)
-            if (strcmp(scenarios[k], str(j, "scenario")) == 0)
+            if (strcmp(scenarios[k], sc_str(j, "scenario")) == 0)
                 seen[k] = true;
         track_result_reset(&res);
         json_decref(j);
@@ -745,12 +585,12 @@ Test(ups_sim, planned_bodies_parse_into_the_journeys)
 
 Test(ups_sim, numbers_are_valid_ups_numbers)
 {
-    json_t *plan = run_plan("5", "11"), *p;
+    json_t *plan = sc_plan("ups", "5", "11", SC_PLAN_ANY), *p;
     size_t i;
 
     json_array_foreach(plan, i, p) {
         char bin[512], *out = NULL, *err = NULL;
-        char *argv[] = { bin, "detect", (char *)str(p, "tracking_number"), NULL };
+        char *argv[] = { bin, "detect", (char *)sc_str(p, "tracking_number"), NULL };
 
         tu_binary_path(bin, sizeof(bin), "shiptrack");
         cr_expect_eq(tu_run(argv, NULL, &out, &err), 0, "detect %s: %s", argv[2], err);
@@ -792,7 +632,7 @@ Test(ups_sim, unknown_numbers_are_not_found)
         json_t *j;
 
         ups_number(s, number);
-        if ((j = journey(number)) != NULL) {
+        if ((j = sc_journey(&sim, "ups", number)) != NULL) {
             json_decref(j);
             continue;
         }
@@ -815,11 +655,11 @@ Test(ups_sim, unknown_numbers_are_not_found)
 
 Test(ups_sim, bearer_is_checked)
 {
-    json_t *plan = run_plan("1", "5");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan("ups", "1", "5", SC_PLAN_ANY);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     struct carrier_request req;
     struct track_result res;
-    struct reply r;
+    struct sc_reply r;
     char err[256];
     long status;
     json_t *body;
@@ -835,7 +675,7 @@ Test(ups_sim, bearer_is_checked)
     snprintf(req.url, sizeof(req.url), "%s/api/track/v1/details/%s", sim.url, number);
     cr_assert_eq(carrier_request_header(&req, "transId", "t1", err, sizeof(err)), ST_OK);
     cr_assert_eq(carrier_request_header(&req, "transactionSrc", "test", err, sizeof(err)), ST_OK);
-    perform(&req, &r);
+    sc_send(&req, &r);
     cr_expect_eq(r.status, 401);
     body = json_loads(r.body, 0, NULL);
     cr_expect(json_is_string(json_object_get(
@@ -848,11 +688,11 @@ Test(ups_sim, bearer_is_checked)
 
 Test(ups_sim, transaction_headers_are_required)
 {
-    json_t *plan = run_plan("1", "5");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan("ups", "1", "5", SC_PLAN_ANY);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     struct carrier_token tok;
     struct carrier_request req;
-    struct reply r;
+    struct sc_reply r;
     char err[256], bearer[CARRIER_TOKEN_MAX + 16];
 
     live_token(&tok);
@@ -860,7 +700,7 @@ Test(ups_sim, transaction_headers_are_required)
     snprintf(req.url, sizeof(req.url), "%s/api/track/v1/details/%s", sim.url, number);
     snprintf(bearer, sizeof(bearer), "Bearer %s", tok.access_token);
     cr_assert_eq(carrier_request_header(&req, "Authorization", bearer, err, sizeof(err)), ST_OK);
-    perform(&req, &r);
+    sc_send(&req, &r);
     cr_expect_eq(r.status, 400, "%s", r.body);
     cr_expect(strstr(r.body, "transId") != NULL, "%s", r.body);
     free(r.body);
@@ -871,7 +711,7 @@ Test(ups_sim, client_credentials_are_checked)
 {
     struct carrier_token tok;
     struct carrier_request req;
-    struct reply r;
+    struct sc_reply r;
     long status;
     char err[256];
 
@@ -888,7 +728,7 @@ Test(ups_sim, client_credentials_are_checked)
                                         "Basic c2ltLWNsaWVudDpzaW0tc2VjcmV0", err, sizeof(err)),
                  ST_OK);
     cr_assert_eq(carrier_request_body(&req, "grant_type=password", 19, err, sizeof(err)), ST_OK);
-    perform(&req, &r);
+    sc_send(&req, &r);
     cr_expect_eq(r.status, 400, "%s", r.body);
     cr_expect_eq(carrier_ups.ops->parse_token_response(r.status, r.body, r.len, &tok, err,
                                                        sizeof(err)), ST_CONFIG);
@@ -904,14 +744,14 @@ Test(ups_sim, client_credentials_are_checked)
                  ST_OK);
     cr_assert_eq(carrier_request_body(&req, "grant_type=client_credentials", 29, err,
                                       sizeof(err)), ST_OK);
-    perform(&req, &r);
+    sc_send(&req, &r);
     cr_expect_eq(r.status, 200, "%s", r.body);
     {
         json_t *o = json_loads(r.body, 0, NULL);
 
-        cr_expect_str_eq(str(o, "token_type"), "Bearer");
-        cr_expect_str_eq(str(o, "expires_in"), "3600");
-        cr_expect(strlen(str(o, "access_token")) > 0);
+        cr_expect_str_eq(sc_str(o, "token_type"), "Bearer");
+        cr_expect_str_eq(sc_str(o, "expires_in"), "3600");
+        cr_expect(strlen(sc_str(o, "access_token")) > 0);
         json_decref(o);
     }
     free(r.body);
@@ -928,9 +768,9 @@ Test(ups_sim, tokens_are_used_up)
     char err[256];
     long status;
 
-    restart(args);
-    plan = run_plan("1", "5");
-    number = str(json_array_get(plan, 0), "tracking_number");
+    sc_restart(&sim, args);
+    plan = sc_plan("ups", "1", "5", SC_PLAN_ANY);
+    number = sc_str(json_array_get(plan, 0), "tracking_number");
     live_token(&tok);
     for (int i = 0; i < 2; i++) {
         cr_expect_eq(track(tok.access_token, number, &res, &status, err, sizeof(err)), ST_OK,
@@ -958,9 +798,9 @@ Test(ups_sim, tokens_expire)
     char err[256];
     long status;
 
-    restart(args);
-    plan = run_plan("1", "5");
-    number = str(json_array_get(plan, 0), "tracking_number");
+    sc_restart(&sim, args);
+    plan = sc_plan("ups", "1", "5", SC_PLAN_ANY);
+    number = sc_str(json_array_get(plan, 0), "tracking_number");
     live_token(&tok);
     cr_expect_eq(tok.expires_in_s, 1);
     sleep(2);
@@ -974,17 +814,17 @@ Test(ups_sim, faults_are_retry_or_permanent)
 {
     static const char *const a429[] = { "--speed", "100000000", "--rate-429", "1", NULL };
     static const char *const amal[] = { "--speed", "100000000", "--malformed-rate", "1", NULL };
-    json_t *plan = run_plan("1", "5");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan("ups", "1", "5", SC_PLAN_ANY);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     struct carrier_token tok;
     struct track_result res;
     char err[256];
     long status;
 
-    restart(amal); /* every 200 is cut in half, the token endpoint's too */
+    sc_restart(&sim, amal); /* every 200 is cut in half, the token endpoint's too */
     cr_expect_eq(fetch_token("sim-client", "sim-secret", &tok, &status), ST_PERMANENT);
     cr_expect_eq(status, 200);
-    restart(a429);
+    sc_restart(&sim, a429);
     cr_expect_eq(track("x", number, &res, &status, err, sizeof(err)), ST_RETRY, "%s", err);
     cr_expect_eq(status, 429);
     track_result_reset(&res);

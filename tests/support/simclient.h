@@ -1,0 +1,90 @@
+/*
+ * simclient.h - talking to shiptrack-carrier-sim from the carrier suites.
+ *
+ * The per-carrier end-to-end suites (test_ups.c, test_usps.c, test_fedex.c,
+ * test_laposte.c, test_track17.c, test_sim.c) all send requests to the built
+ * simulator, read its /_sim/journey and /_sim/clock endpoints, run its `plan`
+ * subcommand and read the JSON it answers. These helpers do that once.
+ *
+ * Every helper asserts (cr_assert) on transport and allocation failures, so a
+ * caller only ever sees complete answers. Call sc_start before any of them in
+ * a test process (it initialises libcurl) and sc_stop at the end.
+ */
+#ifndef ST_SIMCLIENT_H
+#define ST_SIMCLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "carrier.h"
+#include "testutil.h"
+
+/* Largest body a reply collects; a longer one fails the transfer (and the test). */
+#define SC_BODY_CAP (8u * 1024u * 1024u)
+
+/* One HTTP answer. */
+struct sc_reply {
+    long status;
+    char *body;                 /* heap, NUL-terminated, never NULL; caller frees */
+    size_t len;
+    char retry_after[16];       /* Retry-After header value, "" when absent */
+    char content_type[64];      /* Content-Type, "" when absent */
+    double seconds;             /* total time of the transfer */
+};
+
+/* Initialise libcurl, then start the simulator with args (NULL-terminated,
+ * may be NULL; see tu_sim_start). */
+void sc_start(struct tu_sim *sim, const char *const *args);
+/* Stop the simulator (asserting it exits 0), then release libcurl. */
+void sc_stop(struct tu_sim *sim);
+/* Stop the simulator and start it again with other args; libcurl stays up. */
+void sc_restart(struct tu_sim *sim, const char *const *args);
+
+/* Send method ("GET", "POST"...) to url with headers ("Name: value",
+ * NULL-terminated list, or NULL) and a body (NULL: none; body_len bytes
+ * otherwise). Fills *r; 30 s timeout. */
+void sc_http(const char *method, const char *url, const char *const *headers, const char *body,
+             size_t body_len, struct sc_reply *r);
+/* Send a driver-built request as it is: its method, URL and headers; a POST
+ * carries its body ("" when it has none). */
+void sc_send(const struct carrier_request *req, struct sc_reply *r);
+/* GET sim->url + path with headers (NULL-terminated list, or NULL). */
+void sc_get(const struct tu_sim *sim, const char *path, const char *const *headers,
+            struct sc_reply *r);
+
+/* /_sim/journey of carrier's number, parsed; NULL when the simulator does not
+ * know it (HTTP 404 with "known": false). Asserts on any other status. */
+json_t *sc_journey(const struct tu_sim *sim, const char *carrier, const char *number);
+
+/* Poll /_sim/clock until "all_complete" is true: up to tries times, interval_ms
+ * apart; fails the test with what when it never is. */
+void sc_wait_all_complete(const struct tu_sim *sim, int tries, long interval_ms,
+                          const char *what);
+
+/* What sc_plan checks of each line's "carrier" member (nothing when no
+ * carrier was asked for). */
+enum sc_plan_check {
+    SC_PLAN_ANY,                /* nothing */
+    SC_PLAN_EXPECT_CARRIER,     /* cr_expect it equals the carrier asked for */
+    SC_PLAN_ASSERT_CARRIER,     /* cr_assert it equals the carrier asked for */
+};
+
+/* Run `shiptrack-carrier-sim plan [--carrier carrier] --count count --seed seed`
+ * (carrier NULL: no --carrier) and return its lines as a JSON array (caller
+ * decrefs). Asserts the command exits 0 and every line is JSON. */
+json_t *sc_plan(const char *carrier, const char *count, const char *seed,
+                enum sc_plan_check check);
+
+/* String member key of object o, or "" when absent or not a string. */
+const char *sc_str(json_t *o, const char *key);
+
+/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SS" (anything after the
+ * seconds, such as Z or an offset, is ignored), read as UTC. Asserts the form. */
+time_t sc_utc_of(const char *s);
+
+/* True when res has an event with this status and substatus. */
+bool sc_has(const struct track_result *res, enum st_status s, enum st_substatus sub);
+
+#endif
