@@ -11,7 +11,6 @@
  * expiry by use count, and unknown numbers.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +20,12 @@
 #include "carrier.h"
 #include "detect.h"
 #include "geo.h"
+#include "simclient.h"
 #include "testutil.h"
 
 extern const struct carrier_def carrier_usps;
 
 #define NUMBER   "9400111899562537866151"
-#define BODY_CAP (8u * 1024u * 1024u)
 
 /* ------------------------------------------------------------------------ */
 /* Definition and requests. */
@@ -354,73 +353,18 @@ Test(usps, too_many_events)
 
 static struct tu_sim sim;
 
-/* One HTTP answer. */
-struct reply {
-    long status;
-    char *body;                 /* heap, NUL-terminated */
-    size_t len;
-};
-
-/* libcurl write callback with a cap. */
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct reply *r = ud;
-    size_t n = size * nmemb;
-    char *p;
-
-    if (r->len + n > BODY_CAP)
-        return 0;
-    p = realloc(r->body, r->len + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + r->len, data, n);
-    r->body = p;
-    r->len += n;
-    p[r->len] = '\0';
-    return n;
-}
-
-/* Send a driver-built request to the simulator and collect the answer. */
-static void perform(const struct carrier_request *req, struct reply *r)
-{
-    struct curl_slist *h = NULL;
-    CURL *c = curl_easy_init();
-    CURLcode rc;
-
-    memset(r, 0, sizeof(*r));
-    cr_assert_not_null(c);
-    for (size_t i = 0; i < req->n_headers; i++)
-        cr_assert_not_null(h = curl_slist_append(h, req->headers[i]));
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (req->method == CARRIER_POST) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)req->body_len);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    rc = curl_easy_perform(c);
-    cr_assert_eq(rc, CURLE_OK, "%s: %s", req->url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    if (r->body == NULL)
-        cr_assert_not_null(r->body = calloc(1, 1));
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-}
-
 /* Fetch a token with the given credentials; returns parse_token_response's kind. */
 static enum st_err fetch_token(const char *id, const char *secret, struct carrier_token *tok,
                                char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .client_id = id, .client_secret = secret };
     struct carrier_request req;
-    struct reply r;
+    struct sc_reply r;
     enum st_err rc;
 
     memset(&req, 0, sizeof(req));
     cr_assert_eq(carrier_usps.ops->build_token_request(&ctx, &req, err, errlen), ST_OK, "%s", err);
-    perform(&req, &r);
+    sc_send(&req, &r);
     rc = carrier_usps.ops->parse_token_response(r.status, r.body, r.len, tok, err, errlen);
     carrier_request_reset(&req);
     free(r.body);
@@ -433,7 +377,7 @@ static enum st_err track(const char *number, const char *tok, struct track_resul
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .access_token = tok ? tok : "x" };
     struct carrier_request req;
-    struct reply r;
+    struct sc_reply r;
     enum st_err rc;
 
     memset(&req, 0, sizeof(req));
@@ -443,7 +387,7 @@ static enum st_err track(const char *number, const char *tok, struct track_resul
         memmove(req.headers[0], req.headers[1], sizeof(req.headers[0]));
         req.n_headers--;
     }
-    perform(&req, &r);
+    sc_send(&req, &r);
     *http_status = r.status;
     memset(res, 0, sizeof(*res));
     rc = carrier_usps.ops->parse_response(&ctx, r.status, r.body, r.len, &number, 1, res, err,
@@ -451,73 +395,6 @@ static enum st_err track(const char *number, const char *tok, struct track_resul
     carrier_request_reset(&req);
     free(r.body);
     return rc;
-}
-
-/* GET and parse /_sim/journey for number; NULL when the sim does not know it. */
-static json_t *get_journey(const char *number)
-{
-    char url[256];
-    long status;
-    char *body;
-    json_t *j;
-
-    snprintf(url, sizeof(url), "%s/_sim/journey?carrier=usps&number=%s", sim.url, number);
-    body = tu_http_get(url, &status);
-    j = json_loads(body, 0, NULL);
-    cr_assert_not_null(j, "journey of %s is not JSON: %s", number, body);
-    free(body);
-    if (status == 404) {
-        cr_expect(json_is_false(json_object_get(j, "known")));
-        json_decref(j);
-        return NULL;
-    }
-    cr_assert_eq(status, 200, "journey of %s: HTTP %ld", number, status);
-    return j;
-}
-
-/* Run `shiptrack-carrier-sim plan --carrier usps`; its lines as a JSON array. */
-static json_t *run_plan(const char *count, const char *seed)
-{
-    char bin[512], *out = NULL, *err = NULL;
-    char *argv[] = { bin, "plan", "--carrier", "usps", "--count", (char *)count, "--seed",
-                     (char *)seed, NULL };
-    json_t *list = json_array();
-    int rc;
-
-    tu_binary_path(bin, sizeof(bin), "shiptrack-carrier-sim");
-    rc = tu_run(argv, NULL, &out, &err);
-    cr_assert_eq(rc, 0, "plan exited %d: %s", rc, err);
-    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        json_t *o = json_loads(line, 0, NULL);
-
-        cr_assert_not_null(o, "plan line is not JSON: %s", line);
-        json_array_append_new(list, o);
-    }
-    free(out);
-    free(err);
-    return list;
-}
-
-/* String member or "". */
-static const char *str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
-/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SS" (Z optional), read as UTC. */
-static time_t utc_of(const char *s)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec), 6, "bad time %s", s);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
 }
 
 /* A visible step and the instant the driver must put on it. */
@@ -536,23 +413,23 @@ static void compare(const char *number, json_t *journey, const struct track_resu
 
     json_array_foreach(steps, i, step) {
         json_t *wire = json_object_get(step, "wire");
-        const char *state = str(wire, "eventState");
+        const char *state = sc_str(wire, "eventState");
 
         if (!json_is_true(json_object_get(step, "visible")))
             continue;
         cr_assert_lt(n, sizeof(w) / sizeof(w[0]));
-        cr_expect_str_eq(str(wire, "timestamp_style"), "local");
+        cr_expect_str_eq(sc_str(wire, "timestamp_style"), "local");
         /* USPS's Z is local time: the wire text is the local wall time */
-        cr_expect(strncmp(str(wire, "eventTimestamp"), str(step, "local"), 19) == 0,
-                  "%s step %zu: %s vs local %s", number, i, str(wire, "eventTimestamp"),
-                  str(step, "local"));
+        cr_expect(strncmp(sc_str(wire, "eventTimestamp"), sc_str(step, "local"), 19) == 0,
+                  "%s step %zu: %s vs local %s", number, i, sc_str(wire, "eventTimestamp"),
+                  sc_str(step, "local"));
         w[n].step = step;
         /* the zone comes from the state, else from the postal code (ZIP, CEP...) */
-        w[n].unknown = geo_zone(str(step, "country"),
+        w[n].unknown = geo_zone(sc_str(step, "country"),
                                 state[0] ? state
-                                         : geo_region_from_postal(str(step, "country"),
-                                                                  str(step, "postal_code"))) == NULL;
-        w[n].key = w[n].unknown ? utc_of(str(step, "local")) : utc_of(str(step, "at"));
+                                         : geo_region_from_postal(sc_str(step, "country"),
+                                                                  sc_str(step, "postal_code"))) == NULL;
+        w[n].key = w[n].unknown ? sc_utc_of(sc_str(step, "local")) : sc_utc_of(sc_str(step, "at"));
         n++;
     }
     for (size_t a = 1; a < n; a++) /* the driver sorts by instant, stably */
@@ -564,17 +441,17 @@ static void compare(const char *number, json_t *journey, const struct track_resu
     cr_assert_eq(res->outcome, TRACK_FOUND, "%s: outcome %d (%s)", number, res->outcome,
                  res->errmsg);
     cr_assert_eq(res->n_events, n, "%s (%s): %zu events, %zu visible steps", number,
-                 str(journey, "scenario"), res->n_events, n);
-    cr_expect_str_eq(res->estimated_delivery, str(journey, "estimated_delivery"), "%s EDD",
+                 sc_str(journey, "scenario"), res->n_events, n);
+    cr_expect_str_eq(res->estimated_delivery, sc_str(journey, "estimated_delivery"), "%s EDD",
                      number);
     for (i = 0; i < n; i++) {
         const struct track_event *ev = &res->events[i];
         json_t *s = w[i].step, *e = json_object_get(s, "expect"), *wire = json_object_get(s, "wire");
-        const char *kind = str(s, "kind");
+        const char *kind = sc_str(s, "kind");
 
         cr_expect_eq(ev->occurred_at, w[i].key, "%s event %zu (%s): occurred_at %ld, want %ld",
                      number, i, kind, (long)ev->occurred_at, (long)w[i].key);
-        cr_expect_str_eq(ev->occurred_local, str(s, "local"), "%s event %zu", number, i);
+        cr_expect_str_eq(ev->occurred_local, sc_str(s, "local"), "%s event %zu", number, i);
         if (w[i].unknown) {
             cr_expect_eq(ev->offset_kind, OFFSET_UNKNOWN, "%s event %zu (%s)", number, i, kind);
         } else {
@@ -582,37 +459,27 @@ static void compare(const char *number, json_t *journey, const struct track_resu
             cr_expect_eq(ev->utc_offset_min,
                          json_integer_value(json_object_get(s, "utc_offset_min")));
         }
-        cr_expect_str_eq(st_status_name(ev->status), str(e, "status"), "%s event %zu (%s): %s",
+        cr_expect_str_eq(st_status_name(ev->status), sc_str(e, "status"), "%s event %zu (%s): %s",
                          number, i, kind, ev->description);
-        cr_expect_str_eq(st_substatus_name(ev->substatus), str(e, "substatus"),
+        cr_expect_str_eq(st_substatus_name(ev->substatus), sc_str(e, "substatus"),
                          "%s event %zu (%s): %s", number, i, kind, ev->description);
         cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
                      "%s event %zu (%s)", number, i, kind);
         cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
                      "%s event %zu (%s): %s", number, i, kind, ev->description);
-        cr_expect_str_eq(ev->code, str(wire, "eventCode"));
-        cr_expect_str_eq(ev->description, str(wire, "eventType"));
-        cr_expect_str_eq(ev->city, str(s, "city"));
-        cr_expect_str_eq(ev->postal_code, str(s, "postal_code"));
-        cr_expect_str_eq(ev->country, str(s, "country"));
+        cr_expect_str_eq(ev->code, sc_str(wire, "eventCode"));
+        cr_expect_str_eq(ev->description, sc_str(wire, "eventType"));
+        cr_expect_str_eq(ev->city, sc_str(s, "city"));
+        cr_expect_str_eq(ev->postal_code, sc_str(s, "postal_code"));
+        cr_expect_str_eq(ev->country, sc_str(s, "country"));
     }
-}
-
-/* True when res has an event with this status and substatus. */
-static bool has(const struct track_result *res, enum st_status s, enum st_substatus sub)
-{
-    for (size_t i = 0; i < res->n_events; i++)
-        if (res->events[i].status == s && res->events[i].substatus == sub)
-            return true;
-    return false;
 }
 
 static void start_default(void)
 {
     static const char *const args[] = { "--speed", "100000000", NULL };
 
-    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    tu_sim_start(&sim, args);
+    sc_start(&sim, args);
 }
 
 static void start_two_uses(void)
@@ -621,21 +488,19 @@ static void start_two_uses(void)
                                         "--oauth-client-id", "usps-app", "--oauth-client-secret",
                                         "usps-pw", NULL };
 
-    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    tu_sim_start(&sim, args);
+    sc_start(&sim, args);
 }
 
 static void stop(void)
 {
-    tu_sim_stop(&sim);
-    curl_global_cleanup();
+    sc_stop(&sim);
 }
 
 TestSuite(usps_sim, .timeout = 120);
 
 Test(usps_sim, planned_bodies_parse_into_the_journeys, .init = start_default, .fini = stop)
 {
-    json_t *plan = run_plan("27", "7"), *p;
+    json_t *plan = sc_plan("usps", "27", "7", SC_PLAN_ANY), *p;
     struct carrier_token tok;
     char err[256];
     bool customs_hold = false, returned = false, unmapped = false, brazil_derived = false;
@@ -646,45 +511,45 @@ Test(usps_sim, planned_bodies_parse_into_the_journeys, .init = start_default, .f
                  err);
     cr_expect_eq(tok.expires_in_s, 3600);
     json_array_foreach(plan, i, p) {
-        const char *number = str(p, "tracking_number");
-        const char *scenario = str(p, "scenario");
+        const char *number = sc_str(p, "tracking_number");
+        const char *scenario = sc_str(p, "scenario");
         struct track_result res;
         long status;
         json_t *j;
 
-        cr_expect_str_eq(str(p, "carrier"), "usps");
+        cr_expect_str_eq(sc_str(p, "carrier"), "usps");
         cr_expect(detect_valid_for("usps", number, NULL, 0), "%s is no USPS number", number);
         cr_assert_eq(track(number, tok.access_token, &res, &status, err, sizeof(err)), ST_OK,
                      "%s: HTTP %ld: %s", number, status, err);
         cr_expect_eq(status, 200);
-        j = get_journey(number);
+        j = sc_journey(&sim, "usps", number);
         cr_assert_not_null(j, "%s: the simulator does not know a planned number", number);
-        cr_expect_str_eq(str(j, "scenario"), scenario);
+        cr_expect_str_eq(sc_str(j, "scenario"), scenario);
         cr_expect_eq(json_integer_value(json_object_get(j, "visible_steps")),
                      json_integer_value(json_object_get(j, "total_steps")), "%s incomplete",
                      number);
         compare(number, j, &res);
         if (strcmp(scenario, "customs_duties_held") == 0) {
-            cr_expect(has(&res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s", number);
-            cr_expect(has(&res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s", number);
+            cr_expect(sc_has(&res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s", number);
+            cr_expect(sc_has(&res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s", number);
             customs_hold = true;
         } else if (strcmp(scenario, "customs_documents_held") == 0) {
-            cr_expect(has(&res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s", number);
-            cr_expect(has(&res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s", number);
+            cr_expect(sc_has(&res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s", number);
+            cr_expect(sc_has(&res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s", number);
         } else if (strcmp(scenario, "customs_delivered") == 0) {
-            cr_expect(has(&res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
+            cr_expect(sc_has(&res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
         } else if (strcmp(scenario, "returned_to_sender") == 0) {
-            cr_expect(has(&res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
-            cr_expect(!has(&res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
+            cr_expect(sc_has(&res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
+            cr_expect(!sc_has(&res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
             returned = true;
         } else if (strcmp(scenario, "unmapped_code") == 0) {
-            cr_expect(has(&res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s", number);
+            cr_expect(sc_has(&res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s", number);
             unmapped = true;
         } else if (strcmp(scenario, "attempt_then_delivered") == 0) {
-            cr_expect(has(&res, ST_STATUS_ATTEMPT_FAILED, ST_SUB_RECIPIENT_UNAVAILABLE), "%s",
+            cr_expect(sc_has(&res, ST_STATUS_ATTEMPT_FAILED, ST_SUB_RECIPIENT_UNAVAILABLE), "%s",
                       number);
         } else if (strcmp(scenario, "pickup_point") == 0) {
-            cr_expect(has(&res, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT), "%s",
+            cr_expect(sc_has(&res, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT), "%s",
                       number);
         }
         for (size_t k = 0; k < res.n_events; k++)
@@ -701,8 +566,8 @@ Test(usps_sim, planned_bodies_parse_into_the_journeys, .init = start_default, .f
 
 Test(usps_sim, auth_failures, .init = start_default, .fini = stop)
 {
-    json_t *plan = run_plan("1", "3");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan("usps", "1", "3", SC_PLAN_ANY);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     struct carrier_token tok;
     struct track_result res;
     char err[256];
@@ -736,8 +601,8 @@ Test(usps_sim, auth_failures, .init = start_default, .fini = stop)
 
 Test(usps_sim, tokens_wear_out, .init = start_two_uses, .fini = stop)
 {
-    json_t *plan = run_plan("1", "5");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan("usps", "1", "5", SC_PLAN_ANY);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     struct carrier_token tok, tok2;
     struct track_result res;
     char err[256];
@@ -799,7 +664,7 @@ Test(usps_sim, unknown_numbers_are_not_found, .init = start_default, .fini = sto
         json_t *j;
 
         cr_assert(valid_number(s, cand));
-        if ((j = get_journey(cand)) == NULL)
+        if ((j = sc_journey(&sim, "usps", cand)) == NULL)
             snprintf(number, sizeof(number), "%s", cand);
         json_decref(j);
     }
