@@ -1,6 +1,7 @@
 /*
  * carrier.c - helpers shared by every carrier driver: capped text, events,
- * requests, URL encoding and timestamp parsing. No network I/O here either.
+ * requests, URL encoding, dates and timestamp parsing. No network I/O here
+ * either.
  */
 #include "carrier.h"
 
@@ -409,5 +410,28 @@ bool carrier_url_append(char *out, size_t cap, size_t *o, const char *s)
         return false;
     memcpy(out + *o, s, n + 1);
     *o += n;
+    return true;
+}
+
+bool carrier_date_part(const char *s, int min_year, char out[11])
+{
+    int y, m, d;
+
+    if (strlen(s) < 10)
+        return false;
+    for (int i = 0; i < 10; i++) {
+        bool dash = i == 4 || i == 7;
+        if (dash ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
+            return false;
+    }
+    if (s[10] != '\0' && s[10] != 'T' && s[10] != ' ')
+        return false;
+    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    m = (s[5] - '0') * 10 + (s[6] - '0');
+    d = (s[8] - '0') * 10 + (s[9] - '0');
+    if (y < min_year || m < 1 || m > 12 || d < 1 || d > 31)
+        return false;
+    memcpy(out, s, 10);
+    out[10] = '\0';
     return true;
 }

@@ -199,6 +199,13 @@ bool carrier_url_encode(char *out, size_t cap, size_t *o, const char *s);
 /* Append literal s to out[cap] at *o; false when it does not fit. */
 bool carrier_url_append(char *out, size_t cap, size_t *o, const char *s);
 
+/* Accept "YYYY-MM-DD" optionally followed by 'T' or ' ' and more, with
+ * year >= min_year, month 1-12 and day 1-31; copy the date part into out[11].
+ * Drivers differ on the oldest year they take: see CARRIER_DATE_*. */
+#define CARRIER_DATE_EPOCH 1970 /* nothing before the Unix epoch */
+#define CARRIER_DATE_ANY   1000 /* any four-digit year not starting with 0 */
+bool carrier_date_part(const char *s, int min_year, char out[11]);
+
 /* Copy src into dst[cap], cutting on a UTF-8 boundary, dropping control chars
  * (CR, LF and TAB become spaces). NULL src gives "". */
 void carrier_copy_text(char *dst, size_t cap, const char *src);

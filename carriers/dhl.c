@@ -267,30 +267,6 @@ static enum st_err parse_event(json_t *jev, size_t i, struct track_result *res, 
     return ST_OK;
 }
 
-/* Accept "YYYY-MM-DD..." and copy the date part into out[11]. */
-static bool date_part(const char *s, char out[11])
-{
-    int y, m, d;
-
-    if (strlen(s) < 10)
-        return false;
-    for (int i = 0; i < 10; i++) {
-        bool dash = i == 4 || i == 7;
-        if (dash ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
-            return false;
-    }
-    if (s[10] != '\0' && s[10] != 'T' && s[10] != ' ')
-        return false;
-    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-    m = (s[5] - '0') * 10 + (s[6] - '0');
-    d = (s[8] - '0') * 10 + (s[9] - '0');
-    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
-        return false;
-    memcpy(out, s, 10);
-    out[10] = '\0';
-    return true;
-}
-
 /* Fill res from the chosen shipment object. */
 static enum st_err parse_shipment(json_t *shp, size_t idx, struct track_result *res, char *err,
                                   size_t errlen)
@@ -315,7 +291,7 @@ static enum st_err parse_shipment(json_t *shp, size_t idx, struct track_result *
                 return rc;
         }
     }
-    if (edd != NULL && !date_part(edd, res->estimated_delivery))
+    if (edd != NULL && !carrier_date_part(edd, CARRIER_DATE_EPOCH, res->estimated_delivery))
         return st_fail(err, errlen, ST_PERMANENT,
                        "dhl: shipments[%zu]: estimated delivery is not a date: \"%s\"", idx,
                        carrier_quote(q, sizeof(q), edd));

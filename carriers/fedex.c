@@ -271,29 +271,6 @@ static enum st_err opt_array(json_t *obj, const char *key, const char *where, js
     return ST_OK;
 }
 
-/* Accept "YYYY-MM-DD..." and copy the date part into out[11]. */
-static bool date_part(const char *s, char out[11])
-{
-    int m, d;
-
-    if (strlen(s) < 10)
-        return false;
-    for (int i = 0; i < 10; i++) {
-        bool dash = i == 4 || i == 7;
-        if (dash ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
-            return false;
-    }
-    if (s[10] != '\0' && s[10] != 'T' && s[10] != ' ')
-        return false;
-    m = (s[5] - '0') * 10 + (s[6] - '0');
-    d = (s[8] - '0') * 10 + (s[9] - '0');
-    if (s[0] < '1' || m < 1 || m > 12 || d < 1 || d > 31)
-        return false;
-    memcpy(out, s, 10);
-    out[10] = '\0';
-    return true;
-}
-
 /* ------------------------------------------------------------------------ */
 /* One trackResult. */
 
@@ -434,7 +411,7 @@ static enum st_err parse_edd(json_t *tr, const char *at, struct track_result *re
             (rc = opt_string(d, "dateTime", where, &dt, err, errlen)) != ST_OK)
             return rc;
         if (type != NULL && strcmp(type, "ESTIMATED_DELIVERY") == 0 && dt != NULL && dt[0]) {
-            if (!date_part(dt, res->estimated_delivery))
+            if (!carrier_date_part(dt, CARRIER_DATE_ANY, res->estimated_delivery))
                 return st_fail(err, errlen, ST_PERMANENT,
                                "fedex: %s.dateTime: expected YYYY-MM-DD, got \"%s\"", where,
                                carrier_quote(q, sizeof(q), dt));
@@ -451,7 +428,7 @@ static enum st_err parse_edd(json_t *tr, const char *at, struct track_result *re
     if ((rc = opt_string(range, "ends", where, &edd, err, errlen)) != ST_OK || edd == NULL ||
         edd[0] == '\0')
         return rc;
-    if (!date_part(edd, res->estimated_delivery))
+    if (!carrier_date_part(edd, CARRIER_DATE_ANY, res->estimated_delivery))
         return st_fail(err, errlen, ST_PERMANENT,
                        "fedex: %s.ends: expected YYYY-MM-DD, got \"%s\"", where,
                        carrier_quote(q, sizeof(q), edd));

@@ -296,30 +296,6 @@ static void country_of(const char *s, char cc[3])
         cc[0] = '\0';
 }
 
-/* Accept "YYYY-MM-DD..." and copy the date part into out[11]. */
-static bool date_part(const char *s, char out[11])
-{
-    int y, m, d;
-
-    if (strlen(s) < 10)
-        return false;
-    for (int i = 0; i < 10; i++) {
-        bool dash = i == 4 || i == 7;
-        if (dash ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
-            return false;
-    }
-    if (s[10] != '\0' && s[10] != 'T' && s[10] != ' ')
-        return false;
-    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-    m = (s[5] - '0') * 10 + (s[6] - '0');
-    d = (s[8] - '0') * 10 + (s[9] - '0');
-    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
-        return false;
-    memcpy(out, s, 10);
-    out[10] = '\0';
-    return true;
-}
-
 /* ------------------------------------------------------------------------ */
 /* One shipment. */
 
@@ -408,7 +384,8 @@ static enum st_err parse_shipment(json_t *shp, const char *where, struct track_r
     if ((rc = opt_string(shp, "estimDate", where, &edd, err, errlen)) != ST_OK ||
         (rc = opt_object(shp, "contextData", where, &ctxd, err, errlen)) != ST_OK)
         return rc;
-    if (edd != NULL && edd[0] != '\0' && !date_part(edd, res->estimated_delivery))
+    if (edd != NULL && edd[0] != '\0' &&
+        !carrier_date_part(edd, CARRIER_DATE_EPOCH, res->estimated_delivery))
         return st_fail(err, errlen, ST_PERMANENT,
                        "laposte: %s.estimDate: expected YYYY-MM-DD, got \"%s\"", where,
                        carrier_quote(q, sizeof(q), edd));

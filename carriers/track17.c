@@ -505,30 +505,6 @@ static enum st_err parse_event(json_t *jev, const char *where, struct track_resu
     return ST_OK;
 }
 
-/* Accept "YYYY-MM-DD..." and copy the date part into out[11]. */
-static bool date_part(const char *s, char out[11])
-{
-    int y, m, d;
-
-    if (strlen(s) < 10)
-        return false;
-    for (int i = 0; i < 10; i++) {
-        bool dash = i == 4 || i == 7;
-        if (dash ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
-            return false;
-    }
-    if (s[10] != '\0' && s[10] != 'T' && s[10] != ' ')
-        return false;
-    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-    m = (s[5] - '0') * 10 + (s[6] - '0');
-    d = (s[8] - '0') * 10 + (s[9] - '0');
-    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
-        return false;
-    memcpy(out, s, 10);
-    out[10] = '\0';
-    return true;
-}
-
 /* track_info.time_metrics.estimated_delivery_date: the end of the window,
  * else its start, as a date. */
 static enum st_err parse_edd(json_t *info, const char *where, struct track_result *res,
@@ -554,7 +530,7 @@ static enum st_err parse_edd(json_t *info, const char *where, struct track_resul
     pick = to != NULL && to[0] != '\0' ? to : from;
     if (pick == NULL || pick[0] == '\0')
         return ST_OK;
-    if (!date_part(pick, res->estimated_delivery))
+    if (!carrier_date_part(pick, CARRIER_DATE_EPOCH, res->estimated_delivery))
         return st_fail(err, errlen, ST_PERMANENT, "track17: %s.%s: not a date: \"%s\"", at,
                        pick == to ? "to" : "from", carrier_quote(q, sizeof(q), pick));
     return ST_OK;

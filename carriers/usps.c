@@ -382,29 +382,6 @@ static enum st_err parse_event(json_t *jev, size_t i, struct usps_cache *cache,
     return ST_OK;
 }
 
-/* Accept "YYYY-MM-DD..." and copy the date part into out[11]. */
-static bool date_part(const char *s, char out[11])
-{
-    int m, d;
-
-    if (strlen(s) < 10)
-        return false;
-    for (int i = 0; i < 10; i++) {
-        bool dash = i == 4 || i == 7;
-        if (dash ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
-            return false;
-    }
-    if (s[10] != '\0' && s[10] != 'T' && s[10] != ' ')
-        return false;
-    m = (s[5] - '0') * 10 + (s[6] - '0');
-    d = (s[8] - '0') * 10 + (s[9] - '0');
-    if (s[0] < '1' || m < 1 || m > 12 || d < 1 || d > 31)
-        return false;
-    memcpy(out, s, 10);
-    out[10] = '\0';
-    return true;
-}
-
 /* A delivery scan after a return-to-sender scan is the return reaching the
  * sender (USPS writes "Delivered, To Original Sender"): mark it returned.
  * res is sorted oldest first. */
@@ -443,7 +420,8 @@ static enum st_err parse_found(json_t *root, struct track_result *res, char *err
     for (size_t k = 0; k < 2 && res->estimated_delivery[0] == '\0'; k++) {
         if ((rc = opt_string(root, edd_keys[k], "", &s, err, errlen)) != ST_OK)
             return rc;
-        if (s != NULL && s[0] != '\0' && !date_part(s, res->estimated_delivery))
+        if (s != NULL && s[0] != '\0' &&
+            !carrier_date_part(s, CARRIER_DATE_ANY, res->estimated_delivery))
             return st_fail(err, errlen, ST_PERMANENT, "usps: %s: expected YYYY-MM-DD: \"%s\"",
                            edd_keys[k], carrier_quote(q, sizeof(q), s));
     }
