@@ -11,7 +11,6 @@
  * tokens and FedEx's error answers.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +18,11 @@
 #include <time.h>
 
 #include "carrier.h"
+#include "simclient.h"
 #include "testutil.h"
 
 extern const struct carrier_def carrier_fedex;
 
-#define BODY_CAP   (8u * 1024u * 1024u)
 #define PLAN_COUNT 27               /* every scenario three times, fits one batch */
 
 /* ------------------------------------------------------------------------ */
@@ -383,88 +382,19 @@ Test(fedex, hostile_bodies)
 
 static struct tu_sim sim;
 
-/* One HTTP answer. */
-struct reply {
-    long status;
-    char *body;                 /* heap, NUL-terminated */
-    size_t len;
-};
-
-/* libcurl write callback with a cap. */
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct reply *r = ud;
-    size_t n = size * nmemb;
-    char *p;
-
-    if (r->len + n > BODY_CAP)
-        return 0;
-    p = realloc(r->body, r->len + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + r->len, data, n);
-    r->body = p;
-    r->len += n;
-    p[r->len] = '\0';
-    return n;
-}
-
-/* Send method url with headers and body (NULL: none). */
-static void http(const char *method, const char *url, const char *const *headers,
-                 const char *body, size_t body_len, struct reply *r)
-{
-    struct curl_slist *h = NULL;
-    CURL *c = curl_easy_init();
-    CURLcode rc;
-
-    memset(r, 0, sizeof(*r));
-    cr_assert_not_null(c);
-    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
-        cr_assert_not_null(h = curl_slist_append(h, headers[i]));
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    rc = curl_easy_perform(c);
-    cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    if (r->body == NULL)
-        r->body = calloc(1, 1);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-}
-
-/* Send a driver-built request to the simulator. */
-static void send_request(const struct carrier_request *req, struct reply *r)
-{
-    const char *headers[CARRIER_MAX_HEADERS + 1];
-
-    for (size_t i = 0; i < req->n_headers; i++)
-        headers[i] = req->headers[i];
-    headers[req->n_headers] = NULL;
-    http(req->method == CARRIER_POST ? "POST" : "GET", req->url, headers, req->body,
-         req->body_len, r);
-}
-
 /* Fetch a token with the driver's token functions; returns the kind. */
 static enum st_err fetch_token(const char *id, const char *secret, struct carrier_token *tok,
                                char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .client_id = id, .client_secret = secret };
     struct carrier_request req;
-    struct reply r;
+    struct sc_reply r;
     enum st_err rc;
 
     memset(&req, 0, sizeof(req));
     cr_assert_eq(carrier_fedex.ops->build_token_request(&ctx, &req, err, errlen), ST_OK, "%s",
                  err);
-    send_request(&req, &r);
+    sc_send(&req, &r);
     rc = carrier_fedex.ops->parse_token_response(r.status, r.body, r.len, tok, err, errlen);
     carrier_request_reset(&req);
     free(r.body);
@@ -478,13 +408,13 @@ static enum st_err track(const char *tok, const char *lang, const char *const *n
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .access_token = tok, .language = lang };
     struct carrier_request req;
-    struct reply r;
+    struct sc_reply r;
     enum st_err rc;
 
     memset(&req, 0, sizeof(req));
     cr_assert_eq(carrier_fedex.ops->build_request(&ctx, numbers, n, &req, err, errlen), ST_OK,
                  "%s", err);
-    send_request(&req, &r);
+    sc_send(&req, &r);
     *status = r.status;
     memset(res, 0, n * sizeof(*res));
     rc = carrier_fedex.ops->parse_response(&ctx, r.status, r.body, r.len, numbers, n, res, err,
@@ -494,48 +424,6 @@ static enum st_err track(const char *tok, const char *lang, const char *const *n
     return rc;
 }
 
-/* GET /_sim/journey for number; NULL when the simulator does not know it. */
-static json_t *get_journey(const char *number)
-{
-    char url[256];
-    struct reply r;
-    json_t *j;
-
-    snprintf(url, sizeof(url), "%s/_sim/journey?carrier=fedex&number=%s", sim.url, number);
-    http("GET", url, NULL, NULL, 0, &r);
-    j = json_loads(r.body, 0, NULL);
-    cr_assert_not_null(j, "journey of %s is not JSON: %s", number, r.body);
-    if (r.status == 404) {
-        cr_expect(json_is_false(json_object_get(j, "known")));
-        json_decref(j);
-        j = NULL;
-    } else
-        cr_assert_eq(r.status, 200, "journey of %s: HTTP %ld", number, r.status);
-    free(r.body);
-    return j;
-}
-
-/* String member or "". */
-static const char *str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
-/* "YYYY-MM-DDTHH:MM:SSZ" as seconds since the epoch. */
-static time_t utc_of(const char *s)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec), 6, "bad time %s", s);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
-}
-
 /* A planned shipment, held by value. */
 struct planned {
     char number[32];
@@ -543,44 +431,25 @@ struct planned {
     char locale[8];
 };
 
-/* Run `plan --carrier fedex`; fills out[0..count). */
+/* Run `plan --carrier fedex` (each line's carrier expected to be fedex);
+ * fills out[0..count) and asserts it printed exactly count lines. */
 static void run_plan(struct planned *out, size_t count, const char *seed)
 {
-    char bin[512], cnt[16], *text = NULL, *errtext = NULL;
-    char *argv[] = { bin, "plan", "--carrier", "fedex", "--count", cnt, "--seed", (char *)seed,
-                     NULL };
-    size_t n = 0;
-    int rc;
+    char cnt[16];
+    json_t *list, *o;
+    size_t n = 0, i;
 
     snprintf(cnt, sizeof(cnt), "%zu", count);
-    tu_binary_path(bin, sizeof(bin), "shiptrack-carrier-sim");
-    rc = tu_run(argv, NULL, &text, &errtext);
-    cr_assert_eq(rc, 0, "plan exited %d: %s", rc, errtext);
-    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        json_t *o = json_loads(line, 0, NULL);
-
-        cr_assert_not_null(o, "plan line is not JSON: %s", line);
+    list = sc_plan("fedex", cnt, seed, SC_PLAN_EXPECT_CARRIER);
+    json_array_foreach(list, i, o) {
         cr_assert_lt(n, count);
-        cr_expect_str_eq(str(o, "carrier"), "fedex");
-        snprintf(out[n].number, sizeof(out[n].number), "%s", str(o, "tracking_number"));
-        snprintf(out[n].scenario, sizeof(out[n].scenario), "%s", str(o, "scenario"));
-        snprintf(out[n].locale, sizeof(out[n].locale), "%s", str(o, "locale"));
-        json_decref(o);
+        snprintf(out[n].number, sizeof(out[n].number), "%s", sc_str(o, "tracking_number"));
+        snprintf(out[n].scenario, sizeof(out[n].scenario), "%s", sc_str(o, "scenario"));
+        snprintf(out[n].locale, sizeof(out[n].locale), "%s", sc_str(o, "locale"));
         n++;
     }
     cr_assert_eq(n, count, "plan printed %zu lines", n);
-    free(text);
-    free(errtext);
-}
-
-/* True when res has an event with this status and substatus. */
-static bool has(const struct track_result *res, enum st_status s, enum st_substatus sub)
-{
-    for (size_t i = 0; i < res->n_events; i++)
-        if (res->events[i].status == s && res->events[i].substatus == sub)
-            return true;
-    return false;
+    json_decref(list);
 }
 
 /* Compare a parsed result with the journey's visible steps; every FedEx
@@ -600,34 +469,34 @@ static void compare(const char *number, json_t *journey, const struct track_resu
     cr_assert_eq(res->outcome, TRACK_FOUND, "%s: outcome %s (%s)", number,
                  track_outcome_name(res->outcome), res->errmsg);
     cr_assert_eq(res->n_events, n, "%s (%s): %zu events, %zu visible steps", number,
-                 str(journey, "scenario"), res->n_events, n);
+                 sc_str(journey, "scenario"), res->n_events, n);
     for (i = 0; i < n; i++) {
         const struct track_event *ev = &res->events[i];
         json_t *s = vis[i], *e = json_object_get(s, "expect"), *wire = json_object_get(s, "wire");
-        const char *kind = str(s, "kind");
+        const char *kind = sc_str(s, "kind");
 
-        cr_expect_eq(ev->occurred_at, utc_of(str(s, "at")), "%s event %zu (%s): time", number, i,
+        cr_expect_eq(ev->occurred_at, sc_utc_of(sc_str(s, "at")), "%s event %zu (%s): time", number, i,
                      kind);
         cr_expect_eq(ev->offset_kind, OFFSET_CARRIER, "%s event %zu (%s)", number, i, kind);
-        cr_expect_str_eq(ev->occurred_local, str(s, "local"), "%s event %zu (%s)", number, i,
+        cr_expect_str_eq(ev->occurred_local, sc_str(s, "local"), "%s event %zu (%s)", number, i,
                          kind);
         cr_expect_eq(ev->utc_offset_min, json_integer_value(json_object_get(s, "utc_offset_min")),
                      "%s event %zu (%s)", number, i, kind);
-        cr_expect_str_eq(st_status_name(ev->status), str(e, "status"), "%s event %zu (%s): %s",
+        cr_expect_str_eq(st_status_name(ev->status), sc_str(e, "status"), "%s event %zu (%s): %s",
                          number, i, kind, ev->description);
-        cr_expect_str_eq(st_substatus_name(ev->substatus), str(e, "substatus"),
+        cr_expect_str_eq(st_substatus_name(ev->substatus), sc_str(e, "substatus"),
                          "%s event %zu (%s): %s", number, i, kind, ev->description);
         cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
                      "%s event %zu (%s)", number, i, kind);
         cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
                      "%s event %zu (%s): %s", number, i, kind, ev->description);
-        cr_expect_str_eq(ev->code, str(wire, "eventType"), "%s event %zu (%s)", number, i, kind);
-        cr_expect_str_eq(ev->city, str(s, "city"));
-        cr_expect_str_eq(ev->postal_code, str(s, "postal_code"));
-        cr_expect_str_eq(ev->country, str(s, "country"));
+        cr_expect_str_eq(ev->code, sc_str(wire, "eventType"), "%s event %zu (%s)", number, i, kind);
+        cr_expect_str_eq(ev->city, sc_str(s, "city"));
+        cr_expect_str_eq(ev->postal_code, sc_str(s, "postal_code"));
+        cr_expect_str_eq(ev->country, sc_str(s, "country"));
         cr_expect(ev->description[0] != '\0', "%s event %zu: no description", number, i);
     }
-    cr_expect_str_eq(res->estimated_delivery, str(journey, "estimated_delivery"),
+    cr_expect_str_eq(res->estimated_delivery, sc_str(journey, "estimated_delivery"),
                      "%s: estimated delivery", number);
 }
 
@@ -636,17 +505,17 @@ static void check_scenario(const char *number, const char *scenario,
                            const struct track_result *res)
 {
     if (strcmp(scenario, "customs_duties_held") == 0)
-        cr_expect(has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE) &&
-                      has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED),
+        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE) &&
+                      sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED),
                   "%s: no duties hold and release", number);
     else if (strcmp(scenario, "customs_documents_held") == 0)
-        cr_expect(has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED) &&
-                      has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED),
+        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED) &&
+                      sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED),
                   "%s: no documents hold and release", number);
     else if (strcmp(scenario, "unmapped_code") == 0)
-        cr_expect(has(res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s: no unmapped event", number);
+        cr_expect(sc_has(res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s: no unmapped event", number);
     else if (strcmp(scenario, "returned_to_sender") == 0)
-        cr_expect(has(res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
+        cr_expect(sc_has(res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
 }
 
 static void start_sim(const char *const *extra)
@@ -657,8 +526,7 @@ static void start_sim(const char *const *extra)
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    tu_sim_start(&sim, args);
+    sc_start(&sim, args);
 }
 
 static void start_default(void)
@@ -668,8 +536,7 @@ static void start_default(void)
 
 static void stop(void)
 {
-    tu_sim_stop(&sim);
-    curl_global_cleanup();
+    sc_stop(&sim);
 }
 
 TestSuite(fedex_sim, .init = start_default, .fini = stop, .timeout = 120);
@@ -694,10 +561,10 @@ Test(fedex_sim, planned_batch_matches_journeys)
     cr_assert_eq(track(tok.access_token, NULL, numbers, PLAN_COUNT, res, &status, err,
                        sizeof(err)), ST_OK, "HTTP %ld: %s", status, err);
     for (size_t i = 0; i < PLAN_COUNT; i++) {
-        json_t *j = get_journey(plan[i].number);
+        json_t *j = sc_journey(&sim, "fedex", plan[i].number);
 
         cr_assert_not_null(j, "%s: planned but unknown", plan[i].number);
-        cr_expect_str_eq(str(j, "scenario"), plan[i].scenario);
+        cr_expect_str_eq(sc_str(j, "scenario"), plan[i].scenario);
         compare(plan[i].number, j, &res[i]);
         check_scenario(plan[i].number, plan[i].scenario, &res[i]);
         json_decref(j);
@@ -724,7 +591,7 @@ Test(fedex_sim, destination_language_wording)
 
         cr_assert_eq(track(tok.access_token, plan[i].locale, &number, 1, &res, &status, err,
                            sizeof(err)), ST_OK, "%s: %s", number, err);
-        j = get_journey(number);
+        j = sc_journey(&sim, "fedex", number);
         compare(number, j, &res);
         check_scenario(number, plan[i].scenario, &res);
         json_decref(j);
@@ -754,7 +621,7 @@ Test(fedex_sim, not_found_numbers)
         for (int k = 0; k < 11; k++)
             sum += (unsigned long)(digits[k] - '0') * w[k % 3];
         snprintf(bad, sizeof(bad), "%s%lu", digits, sum % 11 % 10);
-        if ((j = get_journey(bad)) == NULL)
+        if ((j = sc_journey(&sim, "fedex", bad)) == NULL)
             memcpy(unknown, bad, sizeof(unknown));
         json_decref(j);
         cr_assert_lt(serial, 4200000200ul, "no unknown number in 200 tries");
@@ -784,7 +651,7 @@ Test(fedex_sim, auth_failures)
     const char *number = "794123456787";
     struct carrier_token tok;
     struct track_result res;
-    struct reply r;
+    struct sc_reply r;
     char err[256], url[256];
     long status;
 
@@ -798,7 +665,7 @@ Test(fedex_sim, auth_failures)
                                             NULL };
         static const char body[] = "grant_type=password&client_id=sim-client&client_secret=sim-secret";
 
-        http("POST", url, form, body, sizeof(body) - 1, &r);
+        sc_http("POST", url, form, body, sizeof(body) - 1, &r);
         cr_expect_eq(r.status, 400, "wrong grant: HTTP %ld", r.status);
         cr_expect(strstr(r.body, "\"errors\"") != NULL, "%s", r.body);
         free(r.body);
@@ -819,10 +686,10 @@ Test(fedex_sim, auth_failures)
         static const char body[] = "{\"includeDetailedScans\":true,\"trackingInfo\":[{"
                                    "\"trackingNumberInfo\":{\"trackingNumber\":\"794123456787\"}}]}";
 
-        http("POST", url, json, body, sizeof(body) - 1, &r);
+        sc_http("POST", url, json, body, sizeof(body) - 1, &r);
         cr_expect_eq(r.status, 401, "no token: HTTP %ld", r.status);
         free(r.body);
-        http("GET", url, NULL, NULL, 0, &r);
+        sc_http("GET", url, NULL, NULL, 0, &r);
         cr_expect_eq(r.status, 405, "GET: HTTP %ld", r.status);
         free(r.body);
     }
@@ -837,7 +704,7 @@ Test(fedex_sim, batch_over_thirty_is_refused)
     const char *number = "794123456787";
     json_t *body = json_pack("{s:b,s:[]}", "includeDetailedScans", 1, "trackingInfo");
     char *text;
-    struct reply r;
+    struct sc_reply r;
     struct carrier_ctx ctx = { .access_token = "t" };
 
     cr_assert_eq(fetch_token("sim-client", "sim-secret", &tok, err, sizeof(err)), ST_OK, "%s",
@@ -853,7 +720,7 @@ Test(fedex_sim, batch_over_thirty_is_refused)
     {
         const char *headers[] = { auth, "Content-Type: application/json", NULL };
 
-        http("POST", url, headers, text, strlen(text), &r);
+        sc_http("POST", url, headers, text, strlen(text), &r);
     }
     free(text);
     cr_expect_eq(r.status, 400, "HTTP %ld", r.status);
@@ -868,7 +735,7 @@ Test(fedex_sim, batch_over_thirty_is_refused)
     {
         const char *headers[] = { auth, "Content-Type: application/json", NULL };
 
-        http("POST", url, headers, "{nope", 5, &r);
+        sc_http("POST", url, headers, "{nope", 5, &r);
         cr_expect_eq(r.status, 400, "HTTP %ld", r.status);
         cr_expect(strstr(r.body, "INVALID.INPUT.EXCEPTION") != NULL, "%s", r.body);
         free(r.body);
