@@ -13,21 +13,19 @@
  * with the key checked (401) and unknown numbers not found.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "carrier.h"
+#include "simclient.h"
 #include "testutil.h"
 
 extern const struct carrier_def carrier_laposte;
 
 #define SIM_KEY   "sim-laposte-key"
-#define BODY_CAP  (8u * 1024u * 1024u)
 
 /* ------------------------------------------------------------------------ */
 /* Definition and requests. */
@@ -336,63 +334,6 @@ Test(laposte, truncated_fixtures_never_crash)
 
 static struct tu_sim sim;
 
-/* One HTTP answer. */
-struct reply {
-    long status;
-    char *body;                 /* heap, NUL-terminated */
-    size_t len;
-};
-
-/* libcurl write callback with a cap. */
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct reply *r = ud;
-    size_t n = size * nmemb;
-    char *p;
-
-    if (r->len + n > BODY_CAP)
-        return 0;
-    p = realloc(r->body, r->len + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + r->len, data, n);
-    r->body = p;
-    r->len += n;
-    p[r->len] = '\0';
-    return n;
-}
-
-/* GET url with headers[0..nh) ("Name: value"). */
-static void get_url(const char *url, const char (*headers)[CARRIER_HEADER_MAX], size_t nh,
-                    struct reply *r)
-{
-    struct curl_slist *h = NULL;
-    CURL *c = curl_easy_init();
-    CURLcode rc;
-
-    memset(r, 0, sizeof(*r));
-    cr_assert_not_null(c);
-    for (size_t i = 0; i < nh; i++) {
-        struct curl_slist *t = curl_slist_append(h, headers[i]);
-
-        cr_assert_not_null(t);
-        h = t;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    rc = curl_easy_perform(c);
-    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    if (r->body == NULL)
-        r->body = calloc(1, 1);
-    cr_assert_not_null(r->body);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-}
-
 /* Build the driver's request for numbers with key and lang against the
  * simulator, send it, parse the answer into res[0..n). Returns parse's kind. */
 static enum st_err track(const char *const *numbers, size_t n, const char *key,
@@ -400,14 +341,14 @@ static enum st_err track(const char *const *numbers, size_t n, const char *key,
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .api_key = key, .language = lang };
     struct carrier_request req;
-    struct reply r;
+    struct sc_reply r;
     char err[256] = "";
     enum st_err rc;
 
     memset(&req, 0, sizeof(req));
     cr_assert_eq(carrier_laposte.ops->build_request(&ctx, numbers, n, &req, err, sizeof(err)),
                  ST_OK, "%s", err);
-    get_url(req.url, (const char (*)[CARRIER_HEADER_MAX])req.headers, req.n_headers, &r);
+    sc_send(&req, &r);
     carrier_request_reset(&req);
     memset(res, 0, n * sizeof(*res));
     rc = carrier_laposte.ops->parse_response(&ctx, r.status, r.body, r.len, numbers, n, res, err,
@@ -416,57 +357,6 @@ static enum st_err track(const char *const *numbers, size_t n, const char *key,
         *status = r.status;
     free(r.body);
     return rc;
-}
-
-/* GET path on the simulator without headers. */
-static void get_sim(const char *path, struct reply *r)
-{
-    char url[512];
-
-    snprintf(url, sizeof(url), "%s%s", sim.url, path);
-    get_url(url, NULL, 0, r);
-}
-
-/* /_sim/journey for number, or NULL when the simulator does not know it. */
-static json_t *get_journey(const char *number)
-{
-    char path[160];
-    struct reply r;
-    json_t *j;
-
-    snprintf(path, sizeof(path), "/_sim/journey?carrier=laposte&number=%s", number);
-    get_sim(path, &r);
-    j = json_loads(r.body, 0, NULL);
-    cr_assert_not_null(j, "journey of %s is not JSON: %s", number, r.body);
-    if (r.status == 404) {
-        cr_expect(json_is_false(json_object_get(j, "known")));
-        json_decref(j);
-        j = NULL;
-    } else
-        cr_assert_eq(r.status, 200, "journey of %s: HTTP %ld", number, r.status);
-    free(r.body);
-    return j;
-}
-
-/* String member or "". */
-static const char *str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
-/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SSZ". */
-static time_t utc_of(const char *s)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec), 6, "bad time %s", s);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
 }
 
 /* Minutes east of UTC of a "...+HH:MM" timestamp. */
@@ -493,7 +383,7 @@ static void compare(const char *number, json_t *journey, const struct track_resu
     json_array_foreach(steps, i, step)
         n_visible += json_is_true(json_object_get(step, "visible"));
     cr_assert_eq(res->n_events, n_visible, "%s (%s): %zu events, %zu visible steps", number,
-                 str(journey, "scenario"), res->n_events, n_visible);
+                 sc_str(journey, "scenario"), res->n_events, n_visible);
     cr_assert_lt(json_array_size(steps), sizeof(used) / sizeof(used[0]));
     for (size_t k = 0; k < res->n_events; k++) {
         const struct track_event *ev = &res->events[k];
@@ -507,7 +397,7 @@ static void compare(const char *number, json_t *journey, const struct track_resu
             json_t *w = json_object_get(step, "wire");
 
             if (!used[i] && json_is_true(json_object_get(step, "visible")) &&
-                utc_of(str(step, "at")) == ev->occurred_at && strcmp(str(w, "code"), ev->code) == 0) {
+                sc_utc_of(sc_str(step, "at")) == ev->occurred_at && strcmp(sc_str(w, "code"), ev->code) == 0) {
                 used[i] = true;
                 s = step;
                 break;
@@ -517,106 +407,49 @@ static void compare(const char *number, json_t *journey, const struct track_resu
                            ev->code, ev->description);
         e = json_object_get(s, "expect");
         wire = json_object_get(s, "wire");
-        kind = str(s, "kind");
+        kind = sc_str(s, "kind");
         cr_expect_eq(ev->offset_kind, OFFSET_CARRIER, "%s event %zu (%s)", number, k, kind);
-        cr_expect_eq(ev->utc_offset_min, offset_of(str(wire, "timestamp")), "%s event %zu (%s)",
+        cr_expect_eq(ev->utc_offset_min, offset_of(sc_str(wire, "timestamp")), "%s event %zu (%s)",
                      number, k, kind);
         cr_expect(ev->utc_offset_min == 60 || ev->utc_offset_min == 120, "%s: French offsets",
                   number);
-        cr_expect_str_eq(st_status_name(ev->status), str(e, "status"), "%s event %zu (%s): %s",
+        cr_expect_str_eq(st_status_name(ev->status), sc_str(e, "status"), "%s event %zu (%s): %s",
                          number, k, kind, ev->description);
-        cr_expect_str_eq(st_substatus_name(ev->substatus), str(e, "substatus"),
+        cr_expect_str_eq(st_substatus_name(ev->substatus), sc_str(e, "substatus"),
                          "%s event %zu (%s): %s", number, k, kind, ev->description);
         cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
                      "%s event %zu (%s)", number, k, kind);
         cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
                      "%s event %zu (%s): %s", number, k, kind, ev->description);
-        cr_expect_str_eq(ev->description, str(wire, french ? "label_fr" : "label_en"),
+        cr_expect_str_eq(ev->description, sc_str(wire, french ? "label_fr" : "label_en"),
                          "%s event %zu (%s)", number, k, kind);
         if (ev->country[0] != '\0') /* filled only where La Poste's code makes it certain */
-            cr_expect_str_eq(ev->country, str(s, "country"), "%s event %zu (%s)", number, k,
+            cr_expect_str_eq(ev->country, sc_str(s, "country"), "%s event %zu (%s)", number, k,
                              kind);
         cr_expect_str_eq(ev->city, "");
     }
-    cr_expect_str_eq(res->estimated_delivery, str(journey, "estimated_delivery"), "%s: EDD",
+    cr_expect_str_eq(res->estimated_delivery, sc_str(journey, "estimated_delivery"), "%s: EDD",
                      number);
-}
-
-/* True when res has an event with this status and substatus. */
-static bool has(const struct track_result *res, enum st_status s, enum st_substatus sub)
-{
-    for (size_t i = 0; i < res->n_events; i++)
-        if (res->events[i].status == s && res->events[i].substatus == sub)
-            return true;
-    return false;
-}
-
-/* Planned numbers for laposte: tracking_number and scenario of each line. */
-static json_t *run_plan(const char *count, const char *seed)
-{
-    char bin[512], *out = NULL, *err = NULL;
-    char *argv[] = { bin, "plan", "--carrier", "laposte", "--count", (char *)count, "--seed",
-                     (char *)seed, NULL };
-    json_t *list = json_array();
-    int rc;
-
-    cr_assert_not_null(list);
-    tu_binary_path(bin, sizeof(bin), "shiptrack-carrier-sim");
-    rc = tu_run(argv, NULL, &out, &err);
-    cr_assert_eq(rc, 0, "plan exited %d: %s", rc, err);
-    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        json_t *o = json_loads(line, 0, NULL);
-
-        cr_assert_not_null(o, "plan line is not JSON: %s", line);
-        json_array_append_new(list, o);
-    }
-    free(out);
-    free(err);
-    return list;
-}
-
-/* Wait until the simulator says every journey has played out (at most 30 s). */
-static void wait_all_complete(void)
-{
-    for (int i = 0; i < 300; i++) {
-        struct reply r;
-        json_t *c;
-        bool done;
-
-        get_sim("/_sim/clock", &r);
-        c = json_loads(r.body, 0, NULL);
-        free(r.body);
-        cr_assert_not_null(c);
-        done = json_is_true(json_object_get(c, "all_complete"));
-        json_decref(c);
-        if (done)
-            return;
-        usleep(100 * 1000);
-    }
-    cr_assert_fail("journeys not complete after 30 s");
 }
 
 static void start(void)
 {
     static const char *const args[] = { "--speed", "100000000", NULL };
 
-    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    tu_sim_start(&sim, args);
-    wait_all_complete();
+    sc_start(&sim, args);
+    sc_wait_all_complete(&sim, 300, 100, "journeys not complete after 30 s");
 }
 
 static void stop(void)
 {
-    tu_sim_stop(&sim);
-    curl_global_cleanup();
+    sc_stop(&sim);
 }
 
 /* Track every planned number in batches of `batch`, in lang, and compare. */
 static void track_plan(const char *count, const char *seed, size_t batch, const char *lang,
                        bool french)
 {
-    json_t *plan = run_plan(count, seed);
+    json_t *plan = sc_plan("laposte", count, seed, SC_PLAN_ANY);
     size_t total = json_array_size(plan);
 
     cr_assert_gt(total, 0);
@@ -628,29 +461,29 @@ static void track_plan(const char *count, const char *seed, size_t batch, const 
         enum st_err rc;
 
         for (size_t i = 0; i < n; i++)
-            numbers[i] = str(json_array_get(plan, at + i), "tracking_number");
+            numbers[i] = sc_str(json_array_get(plan, at + i), "tracking_number");
         rc = track(numbers, n, SIM_KEY, lang, res, &status);
         cr_assert_eq(rc, ST_OK, "batch at %zu: %s", at, res[0].errmsg);
         cr_expect_eq(status, n == 1 ? 200 : 207, "batch of %zu: HTTP %ld", n, status);
         for (size_t i = 0; i < n; i++) {
-            json_t *p = json_array_get(plan, at + i), *j = get_journey(numbers[i]);
-            const char *sc = str(p, "scenario");
+            json_t *p = json_array_get(plan, at + i), *j = sc_journey(&sim, "laposte", numbers[i]);
+            const char *sc = sc_str(p, "scenario");
 
             cr_assert_not_null(j, "%s: the simulator does not know a planned number", numbers[i]);
-            cr_expect_str_eq(str(j, "scenario"), sc);
+            cr_expect_str_eq(sc_str(j, "scenario"), sc);
             cr_expect(json_equal(json_object_get(j, "visible_steps"),
                                  json_object_get(j, "total_steps")), "%s: incomplete", numbers[i]);
             compare(numbers[i], j, &res[i], french);
             if (strcmp(sc, "customs_duties_held") == 0)
-                cr_expect(has(&res[i], ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s",
+                cr_expect(sc_has(&res[i], ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s",
                           numbers[i]);
             else if (strcmp(sc, "customs_documents_held") == 0)
-                cr_expect(has(&res[i], ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s",
+                cr_expect(sc_has(&res[i], ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s",
                           numbers[i]);
             else if (strcmp(sc, "unmapped_code") == 0)
-                cr_expect(has(&res[i], ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s", numbers[i]);
+                cr_expect(sc_has(&res[i], ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s", numbers[i]);
             else if (strcmp(sc, "returned_to_sender") == 0)
-                cr_expect(has(&res[i], ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s",
+                cr_expect(sc_has(&res[i], ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s",
                           numbers[i]);
             json_decref(j);
             track_result_reset(&res[i]);
@@ -673,12 +506,12 @@ Test(laposte_sim, one_by_one_in_english)
 
 Test(laposte_sim, key_is_checked)
 {
-    json_t *plan = run_plan("2", "3");
-    const char *numbers[2] = { str(json_array_get(plan, 0), "tracking_number"),
-                               str(json_array_get(plan, 1), "tracking_number") };
+    json_t *plan = sc_plan("laposte", "2", "3", SC_PLAN_ANY);
+    const char *numbers[2] = { sc_str(json_array_get(plan, 0), "tracking_number"),
+                               sc_str(json_array_get(plan, 1), "tracking_number") };
     char url[256];
     struct track_result res[2];
-    struct reply r;
+    struct sc_reply r;
     long status = 0;
 
     cr_expect_eq(track(numbers, 2, "not-the-key", NULL, res, &status), ST_CONFIG);
@@ -691,7 +524,7 @@ Test(laposte_sim, key_is_checked)
     track_result_reset(&res[1]);
     /* no key at all */
     snprintf(url, sizeof(url), "/suivi/v2/idships/%s", numbers[0]);
-    get_sim(url, &r);
+    sc_get(&sim, url, NULL, &r);
     cr_expect_eq(r.status, 401, "no key: HTTP %ld", r.status);
     cr_expect(strstr(r.body, "UNAUTHORIZED") != NULL, "%s", r.body);
     free(r.body);
@@ -710,7 +543,7 @@ static void unknown_number(char out[16])
         json_t *j;
 
         snprintf(cand, sizeof(cand), "6A%011lu", s);
-        if ((j = get_journey(cand)) == NULL)
+        if ((j = sc_journey(&sim, "laposte", cand)) == NULL)
             snprintf(out, 16, "%s", cand);
         json_decref(j);
     }
@@ -719,7 +552,7 @@ static void unknown_number(char out[16])
 
 Test(laposte_sim, unknown_and_bad_numbers)
 {
-    json_t *plan = run_plan("1", "5");
+    json_t *plan = sc_plan("laposte", "1", "5", SC_PLAN_ANY);
     char unknown[16];
     const char *one[1], *mixed[4];
     struct track_result res[4];
@@ -740,7 +573,7 @@ Test(laposte_sim, unknown_and_bad_numbers)
     track_result_reset(&res[0]);
     /* a mixed batch: 207, each id on its own */
     mixed[0] = "ABC123";
-    mixed[1] = str(json_array_get(plan, 0), "tracking_number");
+    mixed[1] = sc_str(json_array_get(plan, 0), "tracking_number");
     mixed[2] = unknown;
     mixed[3] = "LA123456784FR"; /* bad S10 check digit (5 is right) */
     cr_expect_eq(track(mixed, 4, SIM_KEY, NULL, res, &status), ST_OK);
@@ -758,37 +591,37 @@ Test(laposte_sim, unknown_and_bad_numbers)
 
 Test(laposte_sim, request_limits)
 {
-    struct reply r;
+    struct sc_reply r;
     char path[512] = "/suivi/v2/idships/";
-    char hdr[1][CARRIER_HEADER_MAX] = { "X-Okapi-Key: " SIM_KEY };
+    static const char *const hdr[] = { "X-Okapi-Key: " SIM_KEY, NULL };
     char url[1024];
 
     for (int i = 0; i < 11; i++)
         snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s6A%011d", i ? "," : "",
                  i + 1);
     snprintf(url, sizeof(url), "%s%s", sim.url, path);
-    get_url(url, (const char (*)[CARRIER_HEADER_MAX])hdr, 1, &r);
+    sc_http("GET", url, hdr, NULL, 0, &r);
     cr_expect_eq(r.status, 400, "11 ids: HTTP %ld", r.status);
     cr_expect(strstr(r.body, "\"returnCode\":400") != NULL, "%s", r.body);
     free(r.body);
     snprintf(url, sizeof(url), "%s/suivi/v2/idships/6A00000000001?lang=xx_XX", sim.url);
-    get_url(url, (const char (*)[CARRIER_HEADER_MAX])hdr, 1, &r);
+    sc_http("GET", url, hdr, NULL, 0, &r);
     cr_expect_eq(r.status, 400, "bad lang: HTTP %ld", r.status);
     free(r.body);
     snprintf(url, sizeof(url), "%s/suivi/v2/idships/6A00000000001,,6A00000000002", sim.url);
-    get_url(url, (const char (*)[CARRIER_HEADER_MAX])hdr, 1, &r);
+    sc_http("GET", url, hdr, NULL, 0, &r);
     cr_expect_eq(r.status, 400, "empty id: HTTP %ld", r.status);
     free(r.body);
 }
 
 Test(laposte_sim, plan_numbers_are_laposte_numbers)
 {
-    json_t *plan = run_plan("18", "9"), *p;
+    json_t *plan = sc_plan("laposte", "18", "9", SC_PLAN_ANY), *p;
     size_t i;
     bool colissimo = false, s10 = false;
 
     json_array_foreach(plan, i, p) {
-        const char *n = str(p, "tracking_number");
+        const char *n = sc_str(p, "tracking_number");
 
         cr_expect_eq(strlen(n), 13, "%s", n);
         if (n[0] >= '0' && n[0] <= '9')
