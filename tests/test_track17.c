@@ -13,7 +13,6 @@
  * numbers of other carriers' shapes.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +22,12 @@
 #include "carrier.h"
 #include "detect.h"
 #include "geo.h"
+#include "simclient.h"
 #include "testutil.h"
 
 extern const struct carrier_def carrier_track17;
 
 #define SIM_KEY   "sim-t17-key"
-#define BODY_CAP  (8u * 1024u * 1024u)
 
 /* ------------------------------------------------------------------------ */
 /* Definition and requests. */
@@ -322,70 +321,15 @@ Test(track17, unknown_rejection_is_retry)
 
 static struct tu_sim sim;
 
-/* One HTTP answer. */
-struct reply {
-    long status;
-    char *body;                 /* heap, NUL-terminated */
-    size_t len;
-};
-
-/* libcurl write callback with a cap. */
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct reply *r = ud;
-    size_t n = size * nmemb;
-    char *p;
-
-    if (r->len + n > BODY_CAP)
-        return 0;
-    p = realloc(r->body, r->len + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + r->len, data, n);
-    r->body = p;
-    r->len += n;
-    p[r->len] = '\0';
-    return n;
-}
-
-/* Send a driver-built request as it is (URL, headers, body). */
-static void send_req(const struct carrier_request *req, struct reply *r)
-{
-    struct curl_slist *h = NULL;
-    CURL *c = curl_easy_init();
-    CURLcode rc;
-
-    memset(r, 0, sizeof(*r));
-    cr_assert_not_null(c);
-    for (size_t i = 0; i < req->n_headers; i++)
-        cr_assert_not_null(h = curl_slist_append(h, req->headers[i]));
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (req->method == CARRIER_POST) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)req->body_len);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    rc = curl_easy_perform(c);
-    cr_assert_eq(rc, CURLE_OK, "POST %s: %s", req->url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    if (r->body == NULL)
-        r->body = calloc(1, 1);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-}
-
 /* Build with the driver and send a request for numbers[0..n) with key. */
 static void call(bool reg, const char *key, const char *const *numbers, size_t n,
-                 struct reply *r)
+                 struct sc_reply *r)
 {
     struct carrier_request req;
     char err[256];
 
     cr_assert_eq(build(reg, sim.url, key, numbers, n, &req, err, sizeof(err)), ST_OK, "%s", err);
-    send_req(&req, r);
+    sc_send(&req, r);
     carrier_request_reset(&req);
 }
 
@@ -394,7 +338,7 @@ static enum st_err track(const char *key, const char *const *numbers, size_t n,
                          struct track_result *results, char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .api_key = key };
-    struct reply r;
+    struct sc_reply r;
     enum st_err rc;
 
     call(false, key, numbers, n, &r);
@@ -411,7 +355,7 @@ static enum st_err enroll(const char *key, const char *const *numbers, size_t n,
                           char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .api_key = key };
-    struct reply r;
+    struct sc_reply r;
     enum st_err rc;
 
     call(true, key, numbers, n, &r);
@@ -420,49 +364,6 @@ static enum st_err enroll(const char *key, const char *const *numbers, size_t n,
                                                       registered, err, errlen);
     free(r.body);
     return rc;
-}
-
-/* GET /_sim/journey for number; NULL when the simulator does not know it. */
-static json_t *get_journey(const char *number)
-{
-    char url[512];
-    long status = 0;
-    char *body;
-    json_t *j;
-
-    snprintf(url, sizeof(url), "%s/_sim/journey?carrier=track17&number=%s", sim.url, number);
-    body = tu_http_get(url, &status);
-    j = json_loads(body, 0, NULL);
-    cr_assert_not_null(j, "journey of %s is not JSON: %s", number, body);
-    free(body);
-    if (status == 404) {
-        cr_expect(json_is_false(json_object_get(j, "known")));
-        json_decref(j);
-        return NULL;
-    }
-    cr_assert_eq(status, 200, "journey of %s: HTTP %ld", number, status);
-    return j;
-}
-
-/* String member or "". */
-static const char *str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
-/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SS" (Z optional), read as UTC. */
-static time_t utc_of(const char *s)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec), 6, "bad time %s", s);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
 }
 
 /* A visible step and the instant the driver must put on it. */
@@ -481,15 +382,15 @@ static void compare(const char *number, json_t *journey, const struct track_resu
 
     json_array_foreach(steps, i, step) {
         json_t *wire = json_object_get(step, "wire");
-        const char *region = str(step, "region");
+        const char *region = sc_str(step, "region");
 
         if (!json_is_true(json_object_get(step, "visible")))
             continue;
         cr_assert_lt(n, sizeof(w) / sizeof(w[0]));
         w[n].step = step;
-        w[n].unknown = strcmp(str(wire, "timestamp_style"), "local") == 0 &&
-                       geo_zone(str(step, "country"), region[0] ? region : NULL) == NULL;
-        w[n].key = w[n].unknown ? utc_of(str(step, "local")) : utc_of(str(step, "at"));
+        w[n].unknown = strcmp(sc_str(wire, "timestamp_style"), "local") == 0 &&
+                       geo_zone(sc_str(step, "country"), region[0] ? region : NULL) == NULL;
+        w[n].key = w[n].unknown ? sc_utc_of(sc_str(step, "local")) : sc_utc_of(sc_str(step, "at"));
         n++;
     }
     for (size_t a = 1; a < n; a++) /* the driver sorts by instant, stably */
@@ -501,19 +402,19 @@ static void compare(const char *number, json_t *journey, const struct track_resu
     cr_assert_eq(res->outcome, TRACK_FOUND, "%s: outcome %s (%s)", number,
                  track_outcome_name(res->outcome), res->errmsg);
     cr_assert_eq(res->n_events, n, "%s (%s): %zu events, %zu visible steps", number,
-                 str(journey, "scenario"), res->n_events, n);
-    cr_expect_str_eq(res->estimated_delivery, str(journey, "estimated_delivery"), "%s", number);
+                 sc_str(journey, "scenario"), res->n_events, n);
+    cr_expect_str_eq(res->estimated_delivery, sc_str(journey, "estimated_delivery"), "%s", number);
     for (i = 0; i < n; i++) {
         const struct track_event *ev = &res->events[i];
         json_t *s = w[i].step, *e = json_object_get(s, "expect"), *wire = json_object_get(s, "wire");
-        const char *kind = str(s, "kind");
+        const char *kind = sc_str(s, "kind");
 
         cr_expect_eq(ev->occurred_at, w[i].key, "%s event %zu (%s): occurred_at %ld, want %ld",
                      number, i, kind, (long)ev->occurred_at, (long)w[i].key);
-        cr_expect_str_eq(ev->occurred_local, str(s, "local"), "%s event %zu", number, i);
+        cr_expect_str_eq(ev->occurred_local, sc_str(s, "local"), "%s event %zu", number, i);
         if (w[i].unknown)
             cr_expect_eq(ev->offset_kind, OFFSET_UNKNOWN, "%s event %zu (%s)", number, i, kind);
-        else if (strcmp(str(wire, "timestamp_style"), "local") == 0)
+        else if (strcmp(sc_str(wire, "timestamp_style"), "local") == 0)
             cr_expect_eq(ev->offset_kind, OFFSET_DERIVED, "%s event %zu (%s)", number, i, kind);
         else
             cr_expect_eq(ev->offset_kind, OFFSET_CARRIER, "%s event %zu (%s)", number, i, kind);
@@ -521,55 +422,20 @@ static void compare(const char *number, json_t *journey, const struct track_resu
             cr_expect_eq(ev->utc_offset_min,
                          json_integer_value(json_object_get(s, "utc_offset_min")),
                          "%s event %zu (%s)", number, i, kind);
-        cr_expect_str_eq(st_status_name(ev->status), str(e, "status"), "%s event %zu (%s): %s",
+        cr_expect_str_eq(st_status_name(ev->status), sc_str(e, "status"), "%s event %zu (%s): %s",
                          number, i, kind, ev->description);
-        cr_expect_str_eq(st_substatus_name(ev->substatus), str(e, "substatus"),
+        cr_expect_str_eq(st_substatus_name(ev->substatus), sc_str(e, "substatus"),
                          "%s event %zu (%s): %s", number, i, kind, ev->description);
         cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
                      "%s event %zu (%s)", number, i, kind);
         cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
                      "%s event %zu (%s): %s", number, i, kind, ev->description);
-        cr_expect_str_eq(ev->code, str(wire, "sub_status"), "%s event %zu", number, i);
-        cr_expect_str_eq(ev->description, str(wire, "description"), "%s event %zu", number, i);
-        cr_expect_str_eq(ev->city, str(s, "city"));
-        cr_expect_str_eq(ev->postal_code, str(s, "postal_code"));
-        cr_expect_str_eq(ev->country, str(s, "country"));
+        cr_expect_str_eq(ev->code, sc_str(wire, "sub_status"), "%s event %zu", number, i);
+        cr_expect_str_eq(ev->description, sc_str(wire, "description"), "%s event %zu", number, i);
+        cr_expect_str_eq(ev->city, sc_str(s, "city"));
+        cr_expect_str_eq(ev->postal_code, sc_str(s, "postal_code"));
+        cr_expect_str_eq(ev->country, sc_str(s, "country"));
     }
-}
-
-/* True when res has an event with this status and substatus. */
-static bool has(const struct track_result *res, enum st_status s, enum st_substatus sub)
-{
-    for (size_t i = 0; i < res->n_events; i++)
-        if (res->events[i].status == s && res->events[i].substatus == sub)
-            return true;
-    return false;
-}
-
-/* Run `shiptrack-carrier-sim plan --carrier track17`; returns the numbers'
- * plan lines as a JSON array. */
-static json_t *run_plan(const char *count, const char *seed)
-{
-    char bin[512], *out = NULL, *err = NULL;
-    char *argv[] = { bin, "plan", "--carrier", "track17", "--count", (char *)count, "--seed",
-                     (char *)seed, NULL };
-    json_t *list = json_array();
-    int rc;
-
-    tu_binary_path(bin, sizeof(bin), "shiptrack-carrier-sim");
-    rc = tu_run(argv, NULL, &out, &err);
-    cr_assert_eq(rc, 0, "plan exited %d: %s", rc, err);
-    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        json_t *o = json_loads(line, 0, NULL);
-
-        cr_assert_not_null(o, "plan line is not JSON: %s", line);
-        cr_assert_str_eq(str(o, "carrier"), "track17");
-        json_array_append_new(list, o);
-    }
-    free(out);
-    free(err);
-    return list;
 }
 
 /* A valid S10 number (UPU check digit) of serial and country into out[14]. */
@@ -593,38 +459,22 @@ static void start_sim(void)
 {
     static const char *const args[] = { "--speed", "100000000", "--track17-api-key", SIM_KEY,
                                         NULL };
-    char url[256];
 
-    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    tu_sim_start(&sim, args);
-    snprintf(url, sizeof(url), "%s/_sim/clock", sim.url);
-    for (int i = 0; i < 200; i++) {
-        long status = 0;
-        char *body = tu_http_get(url, &status);
-        json_t *clock = json_loads(body, 0, NULL);
-        bool done = json_is_true(json_object_get(clock, "all_complete"));
-
-        json_decref(clock);
-        free(body);
-        if (done)
-            return;
-        nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
-    }
-    cr_assert_fail("simulator journeys not complete after 2 s");
+    sc_start(&sim, args);
+    sc_wait_all_complete(&sim, 200, 10, "simulator journeys not complete after 2 s");
 }
 
 static void stop_sim(void)
 {
-    tu_sim_stop(&sim);
-    curl_global_cleanup();
+    sc_stop(&sim);
 }
 
 TestSuite(track17_sim, .init = start_sim, .fini = stop_sim, .timeout = 120);
 
 Test(track17_sim, token_is_checked)
 {
-    json_t *plan = run_plan("1", "3");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan("track17", "1", "3", SC_PLAN_ASSERT_CARRIER);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     struct track_result res;
     bool reg = true;
     char err[256];
@@ -639,11 +489,11 @@ Test(track17_sim, token_is_checked)
     /* a missing header too: send a request without any */
     {
         struct carrier_request req;
-        struct reply r;
+        struct sc_reply r;
 
         cr_assert_eq(build(false, sim.url, "x", &number, 1, &req, err, sizeof(err)), ST_OK);
         req.n_headers = 0;
-        send_req(&req, &r);
+        sc_send(&req, &r);
         cr_expect_eq(r.status, 401, "no 17token: HTTP %ld", r.status);
         cr_expect(strstr(r.body, "\"code\":-18010002") != NULL, "%s", r.body);
         free(r.body);
@@ -657,7 +507,7 @@ Test(track17_sim, token_is_checked)
 /* Register, then every planned journey in one batch matches its steps. */
 Test(track17_sim, register_then_track_every_journey)
 {
-    json_t *plan = run_plan("27", "17");
+    json_t *plan = sc_plan("track17", "27", "17", SC_PLAN_ASSERT_CARRIER);
     size_t n = json_array_size(plan);
     const char *numbers[40];
     struct track_result res[40];
@@ -666,7 +516,7 @@ Test(track17_sim, register_then_track_every_journey)
 
     cr_assert(n == 27);
     for (size_t i = 0; i < n; i++)
-        numbers[i] = str(json_array_get(plan, i), "tracking_number");
+        numbers[i] = sc_str(json_array_get(plan, i), "tracking_number");
 
     /* before registration 17TRACK knows none of them */
     cr_assert_eq(track(SIM_KEY, numbers, n, res, err, sizeof(err)), ST_OK, "%s", err);
@@ -686,30 +536,30 @@ Test(track17_sim, register_then_track_every_journey)
 
     cr_assert_eq(track(SIM_KEY, numbers, n, res, err, sizeof(err)), ST_OK, "%s", err);
     for (size_t i = 0; i < n; i++) {
-        json_t *j = get_journey(numbers[i]);
+        json_t *j = sc_journey(&sim, "track17", numbers[i]);
         const char *scenario;
 
         cr_assert_not_null(j, "%s: the simulator does not know a planned number", numbers[i]);
         cr_expect(json_equal(json_object_get(j, "visible_steps"), json_object_get(j, "total_steps")),
                   "%s: journey not complete at 10^8 speed", numbers[i]);
         compare(numbers[i], j, &res[i]);
-        scenario = str(j, "scenario");
-        cr_expect_str_eq(scenario, str(json_array_get(plan, i), "scenario"));
+        scenario = sc_str(j, "scenario");
+        cr_expect_str_eq(scenario, sc_str(json_array_get(plan, i), "scenario"));
         if (strcmp(scenario, "customs_duties_held") == 0)
-            cr_expect(has(&res[i], ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE) &&
-                          has(&res[i], ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED),
+            cr_expect(sc_has(&res[i], ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE) &&
+                          sc_has(&res[i], ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED),
                       "%s: no duties hold and release", numbers[i]);
         else if (strcmp(scenario, "customs_documents_held") == 0)
-            cr_expect(has(&res[i], ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED) &&
-                          has(&res[i], ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED),
+            cr_expect(sc_has(&res[i], ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED) &&
+                          sc_has(&res[i], ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED),
                       "%s: no documents hold and release", numbers[i]);
         else if (strcmp(scenario, "customs_delivered") == 0)
-            cr_expect(has(&res[i], ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s",
+            cr_expect(sc_has(&res[i], ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s",
                       numbers[i]);
         else if (strcmp(scenario, "unmapped_code") == 0)
-            cr_expect(has(&res[i], ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s", numbers[i]);
+            cr_expect(sc_has(&res[i], ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s", numbers[i]);
         else if (strcmp(scenario, "returned_to_sender") == 0)
-            cr_expect(has(&res[i], ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s",
+            cr_expect(sc_has(&res[i], ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s",
                       numbers[i]);
         json_decref(j);
         track_result_reset(&res[i]);
@@ -732,7 +582,7 @@ Test(track17_sim, unknown_numbers_are_not_found)
 
         s10(serial, "CH", store[n]);
         cr_assert(detect_valid_for("track17", store[n], NULL, 0), "%s", store[n]);
-        if ((j = get_journey(store[n])) != NULL) {
+        if ((j = sc_journey(&sim, "track17", store[n])) != NULL) {
             json_decref(j);
             continue;
         }
@@ -763,7 +613,7 @@ Test(track17_sim, other_carriers_numbers)
     cr_assert_eq(enroll(SIM_KEY, numbers, 4, reg, err, sizeof(err)), ST_OK, "%s", err);
     cr_assert_eq(track(SIM_KEY, numbers, 4, res, err, sizeof(err)), ST_OK, "%s", err);
     for (size_t i = 0; i < 4; i++) {
-        json_t *j = get_journey(numbers[i]);
+        json_t *j = sc_journey(&sim, "track17", numbers[i]);
 
         cr_expect(reg[i], "%s", numbers[i]);
         if (j != NULL)
@@ -782,7 +632,7 @@ Test(track17_sim, forty_is_the_limit)
     const char *numbers[41];
     struct carrier_request req;
     struct track_result res[40];
-    struct reply r;
+    struct sc_reply r;
     json_t *list = json_array();
     struct carrier_ctx ctx = { .base_url = sim.url, .api_key = SIM_KEY };
     char err[256], *text;
@@ -799,7 +649,7 @@ Test(track17_sim, forty_is_the_limit)
     cr_assert_not_null(text);
     cr_assert_eq(carrier_request_body(&req, text, strlen(text), err, sizeof(err)), ST_OK);
     free(text);
-    send_req(&req, &r);
+    sc_send(&req, &r);
     carrier_request_reset(&req);
     cr_expect_eq(r.status, 200);
     cr_expect(strstr(r.body, "\"code\":-18010014") != NULL, "%s", r.body);
@@ -821,12 +671,12 @@ Test(track17_sim, bad_request_body)
     struct carrier_ctx ctx = { .base_url = sim.url, .api_key = SIM_KEY };
     struct carrier_request req;
     struct track_result res;
-    struct reply r;
+    struct sc_reply r;
     char err[256];
 
     cr_assert_eq(build(false, sim.url, SIM_KEY, &number, 1, &req, err, sizeof(err)), ST_OK);
     cr_assert_eq(carrier_request_body(&req, "{\"number\":1}", 12, err, sizeof(err)), ST_OK);
-    send_req(&req, &r);
+    sc_send(&req, &r);
     carrier_request_reset(&req);
     cr_expect_eq(r.status, 400, "%s", r.body);
     memset(&res, 0, sizeof(res));
