@@ -11,7 +11,6 @@
  * fixture's teardown, which asserts exit status 0.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,12 +22,12 @@
 
 #include "carrier.h"
 #include "geo.h"
+#include "simclient.h"
 #include "testutil.h"
 
 extern const struct carrier_def carrier_dhl;
 
 #define SIM_KEY       "sim-dhl-key"
-#define BODY_CAP      (8u * 1024u * 1024u)
 #define N_SCENARIOS   9
 
 /* Scenario names the simulator documents (carriers/sim/journey.h). */
@@ -39,91 +38,19 @@ static const char *const scenarios[N_SCENARIOS] = {
 
 static struct tu_sim sim;
 
-/* One HTTP answer. */
-struct reply {
-    long status;
-    char *body;                 /* heap, NUL-terminated */
-    size_t len;
-    char retry_after[16];
-    char content_type[64];
-    double seconds;             /* total time */
-};
-
-/* libcurl write callback with a cap. */
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+/* GET sim.url + path, with the DHL key header when key is non-NULL. */
+static void get(const char *path, const char *key, struct sc_reply *r)
 {
-    struct reply *r = ud;
-    size_t n = size * nmemb;
-    char *p;
+    char hdr[256] = "";
+    const char *headers[] = { hdr, NULL };
 
-    if (r->len + n > BODY_CAP)
-        return 0;
-    p = realloc(r->body, r->len + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + r->len, data, n);
-    r->body = p;
-    r->len += n;
-    p[r->len] = '\0';
-    return n;
-}
-
-/* libcurl header callback: keep Retry-After. */
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct reply *r = ud;
-    size_t n = size * nmemb;
-
-    if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-        size_t k = 12, o = 0;
-
-        while (k < n && data[k] == ' ')
-            k++;
-        while (k < n && data[k] != '\r' && data[k] != '\n' && o + 1 < sizeof(r->retry_after))
-            r->retry_after[o++] = data[k++];
-        r->retry_after[o] = '\0';
-    }
-    return n;
-}
-
-/* GET base+path, with the DHL key header when key is non-NULL. */
-static void get(const char *path, const char *key, struct reply *r)
-{
-    char url[512], hdr[256];
-    struct curl_slist *h = NULL;
-    CURL *c = curl_easy_init();
-    const char *ct = NULL;
-    CURLcode rc;
-
-    memset(r, 0, sizeof(*r));
-    cr_assert_not_null(c);
-    snprintf(url, sizeof(url), "%s%s", sim.url, path);
-    if (key != NULL) {
+    if (key != NULL)
         snprintf(hdr, sizeof(hdr), "DHL-API-Key: %s", key);
-        h = curl_slist_append(h, hdr);
-        cr_assert_not_null(h);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    rc = curl_easy_perform(c);
-    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
-    if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != NULL)
-        snprintf(r->content_type, sizeof(r->content_type), "%s", ct);
-    if (r->body == NULL)
-        r->body = calloc(1, 1);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    sc_get(&sim, path, key != NULL ? headers : NULL, r);
 }
 
 /* GET the DHL tracking endpoint for number. */
-static void get_dhl(const char *number, const char *key, struct reply *r)
+static void get_dhl(const char *number, const char *key, struct sc_reply *r)
 {
     char path[128];
 
@@ -131,88 +58,16 @@ static void get_dhl(const char *number, const char *key, struct reply *r)
     get(path, key, r);
 }
 
-/* GET and parse /_sim/journey for number; NULL when the sim does not know it. */
-static json_t *get_journey(const char *number)
-{
-    char path[128];
-    struct reply r;
-    json_t *j;
-
-    snprintf(path, sizeof(path), "/_sim/journey?carrier=dhl&number=%s", number);
-    get(path, NULL, &r);
-    j = json_loads(r.body, 0, NULL);
-    cr_assert_not_null(j, "journey of %s is not JSON: %s", number, r.body);
-    if (r.status == 404) {
-        cr_expect(json_is_false(json_object_get(j, "known")));
-        json_decref(j);
-        j = NULL;
-    } else
-        cr_assert_eq(r.status, 200, "journey of %s: HTTP %ld", number, r.status);
-    free(r.body);
-    return j;
-}
-
-static void start_with(const char *const *args)
-{
-    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    tu_sim_start(&sim, args);
-}
-
 static void start_default(void)
 {
     static const char *const args[] = { "--speed", "100000", NULL };
 
-    start_with(args);
+    sc_start(&sim, args);
 }
 
 static void stop(void)
 {
-    tu_sim_stop(&sim);
-    curl_global_cleanup();
-}
-
-/* Run the plan subcommand; returns its lines as a JSON array. */
-static json_t *run_plan(const char *count, const char *seed)
-{
-    char bin[512], *out = NULL, *err = NULL;
-    char *argv[] = { bin, "plan", "--count", (char *)count, "--seed", (char *)seed, NULL };
-    json_t *list = json_array();
-    int rc;
-
-    tu_binary_path(bin, sizeof(bin), "shiptrack-carrier-sim");
-    rc = tu_run(argv, NULL, &out, &err);
-    cr_assert_eq(rc, 0, "plan exited %d: %s", rc, err);
-    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        json_t *o = json_loads(line, 0, NULL);
-
-        cr_assert_not_null(o, "plan line is not JSON: %s", line);
-        json_array_append_new(list, o);
-    }
-    free(out);
-    free(err);
-    return list;
-}
-
-/* String member or "". */
-static const char *str(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
-/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SS" (Z optional), read as UTC. */
-static time_t utc_of(const char *s)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    cr_assert_eq(sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec), 6, "bad time %s", s);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
+    sc_stop(&sim);
 }
 
 /* A visible step and the instant the driver must put on it. */
@@ -231,15 +86,15 @@ static void compare(const char *number, json_t *journey, const struct track_resu
 
     json_array_foreach(steps, i, step) {
         json_t *wire = json_object_get(step, "wire");
-        const char *cc = str(step, "country");
+        const char *cc = sc_str(step, "country");
 
         if (!json_is_true(json_object_get(step, "visible")))
             continue;
         cr_assert_lt(n, sizeof(w) / sizeof(w[0]));
         w[n].step = step;
-        w[n].unknown = strcmp(str(wire, "timestamp_style"), "local") == 0 &&
-                       geo_zone(cc, geo_region_from_postal(cc, str(step, "postal_code"))) == NULL;
-        w[n].key = w[n].unknown ? utc_of(str(step, "local")) : utc_of(str(step, "at"));
+        w[n].unknown = strcmp(sc_str(wire, "timestamp_style"), "local") == 0 &&
+                       geo_zone(cc, geo_region_from_postal(cc, sc_str(step, "postal_code"))) == NULL;
+        w[n].key = w[n].unknown ? sc_utc_of(sc_str(step, "local")) : sc_utc_of(sc_str(step, "at"));
         n++;
     }
     /* the driver sorts by instant, stably; do the same to the expectation */
@@ -252,43 +107,43 @@ static void compare(const char *number, json_t *journey, const struct track_resu
     cr_assert_eq(res->outcome, TRACK_FOUND, "%s: outcome %d (%s)", number, res->outcome,
                  res->errmsg);
     cr_assert_eq(res->n_events, n, "%s (%s): %zu events, %zu visible steps", number,
-                 str(journey, "scenario"), res->n_events, n);
+                 sc_str(journey, "scenario"), res->n_events, n);
     for (i = 0; i < n; i++) {
         const struct track_event *ev = &res->events[i];
         json_t *s = w[i].step, *e = json_object_get(s, "expect"), *wire = json_object_get(s, "wire");
-        const char *style = str(wire, "timestamp_style"), *kind = str(s, "kind");
+        const char *style = sc_str(wire, "timestamp_style"), *kind = sc_str(s, "kind");
 
         cr_expect_eq(ev->occurred_at, w[i].key, "%s event %zu (%s): occurred_at %ld, want %ld",
                      number, i, kind, (long)ev->occurred_at, (long)w[i].key);
         if (w[i].unknown) {
             cr_expect_eq(ev->offset_kind, OFFSET_UNKNOWN, "%s event %zu (%s)", number, i, kind);
-            cr_expect_str_eq(ev->occurred_local, str(s, "local"));
+            cr_expect_str_eq(ev->occurred_local, sc_str(s, "local"));
         } else if (strcmp(style, "local") == 0) {
             cr_expect_eq(ev->offset_kind, OFFSET_DERIVED, "%s event %zu (%s)", number, i, kind);
-            cr_expect_str_eq(ev->occurred_local, str(s, "local"));
+            cr_expect_str_eq(ev->occurred_local, sc_str(s, "local"));
             cr_expect_eq(ev->utc_offset_min, json_integer_value(json_object_get(s, "utc_offset_min")));
         } else {
             cr_expect_eq(ev->offset_kind, OFFSET_CARRIER, "%s event %zu (%s)", number, i, kind);
         }
-        cr_expect_str_eq(st_status_name(ev->status), str(e, "status"), "%s event %zu (%s): %s",
+        cr_expect_str_eq(st_status_name(ev->status), sc_str(e, "status"), "%s event %zu (%s): %s",
                          number, i, kind, ev->description);
-        cr_expect_str_eq(st_substatus_name(ev->substatus), str(e, "substatus"),
+        cr_expect_str_eq(st_substatus_name(ev->substatus), sc_str(e, "substatus"),
                          "%s event %zu (%s): %s", number, i, kind, ev->description);
         cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
                      "%s event %zu (%s)", number, i, kind);
         cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
                      "%s event %zu (%s): %s", number, i, kind, ev->description);
-        cr_expect_str_eq(ev->code, str(wire, "statusDetailed"));
-        cr_expect_str_eq(ev->city, str(s, "city"));
-        cr_expect_str_eq(ev->postal_code, str(s, "postal_code"));
-        cr_expect_str_eq(ev->country, str(s, "country"));
-        cr_expect(strncmp(ev->description, str(s, "text"), strlen(str(s, "text"))) == 0,
+        cr_expect_str_eq(ev->code, sc_str(wire, "statusDetailed"));
+        cr_expect_str_eq(ev->city, sc_str(s, "city"));
+        cr_expect_str_eq(ev->postal_code, sc_str(s, "postal_code"));
+        cr_expect_str_eq(ev->country, sc_str(s, "country"));
+        cr_expect(strncmp(ev->description, sc_str(s, "text"), strlen(sc_str(s, "text"))) == 0,
                   "%s event %zu: description %s", number, i, ev->description);
     }
 }
 
 /* Parse a served DHL body with the driver. */
-static enum st_err parse(const char *number, const struct reply *r, struct track_result *res,
+static enum st_err parse(const char *number, const struct sc_reply *r, struct track_result *res,
                          char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .api_key = SIM_KEY };
@@ -303,14 +158,14 @@ static enum st_err parse(const char *number, const struct reply *r, struct track
 static json_t *snapshot(const char *number, struct track_result *res)
 {
     for (int attempt = 0; attempt < 20; attempt++) {
-        json_t *a = get_journey(number), *b;
-        struct reply r;
+        json_t *a = sc_journey(&sim, "dhl", number), *b;
+        struct sc_reply r;
         char err[256];
         enum st_err rc;
 
         cr_assert_not_null(a, "%s: the simulator does not know a planned number", number);
         get_dhl(number, SIM_KEY, &r);
-        b = get_journey(number);
+        b = sc_journey(&sim, "dhl", number);
         cr_assert_eq(r.status, 200, "%s: HTTP %ld %s", number, r.status, r.body);
         if (json_equal(json_object_get(a, "visible_steps"), json_object_get(b, "visible_steps"))) {
             rc = parse(number, &r, res, err, sizeof(err));
@@ -331,7 +186,7 @@ static json_t *snapshot(const char *number, struct track_result *res)
 static void wait_complete(const char *number)
 {
     for (int i = 0; i < 300; i++) {
-        json_t *j = get_journey(number);
+        json_t *j = sc_journey(&sim, "dhl", number);
         bool done = json_equal(json_object_get(j, "visible_steps"),
                                json_object_get(j, "total_steps"));
 
@@ -343,51 +198,42 @@ static void wait_complete(const char *number)
     cr_assert_fail("%s: journey not complete after 30 s", number);
 }
 
-/* True when res has an event with this status and substatus. */
-static bool has(const struct track_result *res, enum st_status s, enum st_substatus sub)
-{
-    for (size_t i = 0; i < res->n_events; i++)
-        if (res->events[i].status == s && res->events[i].substatus == sub)
-            return true;
-    return false;
-}
-
 /* Scenario-level checks on a complete journey. */
 static void check_scenario(const char *number, const char *scenario,
                            const struct track_result *res)
 {
     if (strcmp(scenario, "customs_duties_held") == 0) {
-        cr_expect(has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s: no duties hold", number);
-        cr_expect(has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
+        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s: no duties hold", number);
+        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
     } else if (strcmp(scenario, "customs_documents_held") == 0) {
-        cr_expect(has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s: no hold",
+        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s: no hold",
                   number);
-        cr_expect(has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
+        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
     } else if (strcmp(scenario, "customs_delivered") == 0) {
-        cr_expect(has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
-        cr_expect(!has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s", number);
+        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
+        cr_expect(!sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s", number);
     } else if (strcmp(scenario, "returned_to_sender") == 0) {
-        cr_expect(has(res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
-        cr_expect(!has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
+        cr_expect(sc_has(res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
+        cr_expect(!sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
     } else if (strcmp(scenario, "lost") == 0) {
-        cr_expect(!has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
-        cr_expect(!has(res, ST_STATUS_OUT_FOR_DELIVERY, ST_SUB_OUT_FOR_DELIVERY), "%s", number);
+        cr_expect(!sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
+        cr_expect(!sc_has(res, ST_STATUS_OUT_FOR_DELIVERY, ST_SUB_OUT_FOR_DELIVERY), "%s", number);
     } else if (strcmp(scenario, "unmapped_code") == 0) {
-        cr_expect(has(res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s: no unmapped event", number);
+        cr_expect(sc_has(res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s: no unmapped event", number);
     } else if (strcmp(scenario, "pickup_point") == 0) {
-        cr_expect(has(res, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT), "%s", number);
+        cr_expect(sc_has(res, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT), "%s", number);
     } else if (strcmp(scenario, "attempt_then_delivered") == 0) {
-        cr_expect(has(res, ST_STATUS_ATTEMPT_FAILED, ST_SUB_RECIPIENT_UNAVAILABLE), "%s", number);
+        cr_expect(sc_has(res, ST_STATUS_ATTEMPT_FAILED, ST_SUB_RECIPIENT_UNAVAILABLE), "%s", number);
     }
     if (strcmp(scenario, "lost") != 0 && strcmp(scenario, "returned_to_sender") != 0)
-        cr_expect(has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s: never delivered", number);
+        cr_expect(sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s: never delivered", number);
 }
 
 TestSuite(sim, .init = start_default, .fini = stop, .timeout = 120);
 
 Test(sim, health)
 {
-    struct reply r;
+    struct sc_reply r;
 
     get("/_sim/health", NULL, &r);
     cr_expect_eq(r.status, 200);
@@ -400,10 +246,10 @@ Test(sim, health)
 
 Test(sim, api_key_is_checked)
 {
-    json_t *plan = run_plan("1", "3");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan(NULL, "1", "3", SC_PLAN_ANY);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     struct track_result res;
-    struct reply r;
+    struct sc_reply r;
     char err[256];
 
     get_dhl(number, NULL, &r);
@@ -426,7 +272,7 @@ Test(sim, unknown_numbers_are_404)
 {
     char number[16] = "";
     struct track_result res;
-    struct reply r;
+    struct sc_reply r;
     char err[256];
 
     /* a bad check digit */
@@ -439,7 +285,7 @@ Test(sim, unknown_numbers_are_404)
         json_t *j;
 
         snprintf(cand, sizeof(cand), "%09lu%lu", s, s % 7);
-        if ((j = get_journey(cand)) == NULL)
+        if ((j = sc_journey(&sim, "dhl", cand)) == NULL)
             snprintf(number, sizeof(number), "%s", cand);
         json_decref(j);
     }
@@ -455,13 +301,13 @@ Test(sim, unknown_numbers_are_404)
 
 Test(sim, planned_bodies_parse_into_the_journeys)
 {
-    json_t *plan = run_plan("24", "1"), *p;
+    json_t *plan = sc_plan(NULL, "24", "1", SC_PLAN_ANY), *p;
     size_t i;
 
     cr_assert_eq(json_array_size(plan), 24);
     /* early: journeys partly visible */
     json_array_foreach(plan, i, p) {
-        const char *number = str(p, "tracking_number");
+        const char *number = sc_str(p, "tracking_number");
         struct track_result res;
         json_t *j = snapshot(number, &res);
 
@@ -471,15 +317,15 @@ Test(sim, planned_bodies_parse_into_the_journeys)
     }
     /* complete: every step visible, every scenario's signature present */
     json_array_foreach(plan, i, p) {
-        const char *number = str(p, "tracking_number");
+        const char *number = sc_str(p, "tracking_number");
         struct track_result res;
         json_t *j;
 
         wait_complete(number);
         j = snapshot(number, &res);
-        cr_expect_str_eq(str(j, "scenario"), str(p, "scenario"));
+        cr_expect_str_eq(sc_str(j, "scenario"), sc_str(p, "scenario"));
         compare(number, j, &res);
-        check_scenario(number, str(p, "scenario"), &res);
+        check_scenario(number, sc_str(p, "scenario"), &res);
         track_result_reset(&res);
         json_decref(j);
     }
@@ -488,12 +334,12 @@ Test(sim, planned_bodies_parse_into_the_journeys)
 
 Test(sim, deterministic)
 {
-    json_t *plan = run_plan("9", "5"), *p;
+    json_t *plan = sc_plan(NULL, "9", "5", SC_PLAN_ANY), *p;
     size_t i;
 
     json_array_foreach(plan, i, p) {
-        const char *number = str(p, "tracking_number");
-        struct reply a, b;
+        const char *number = sc_str(p, "tracking_number");
+        struct sc_reply a, b;
         json_t *ja, *jb;
 
         wait_complete(number);
@@ -502,8 +348,8 @@ Test(sim, deterministic)
         cr_expect_eq(a.status, 200);
         cr_expect_eq(a.len, b.len);
         cr_expect_str_eq(a.body, b.body, "%s: two fetches differ", number);
-        ja = get_journey(number);
-        jb = get_journey(number);
+        ja = sc_journey(&sim, "dhl", number);
+        jb = sc_journey(&sim, "dhl", number);
         cr_expect(json_equal(json_object_get(ja, "steps"), json_object_get(jb, "steps")),
                   "%s: journey changed", number);
         free(a.body);
@@ -518,16 +364,16 @@ Test(sim, deterministic)
 Test(sim, deterministic_across_runs)
 {
     static const char *const args[] = { "--speed", "7", NULL };
-    json_t *plan = run_plan("9", "11"), *first = json_array(), *p;
+    json_t *plan = sc_plan(NULL, "9", "11", SC_PLAN_ANY), *first = json_array(), *p;
     struct tu_sim other;
     size_t i;
 
     json_array_foreach(plan, i, p)
-        json_array_append_new(first, get_journey(str(p, "tracking_number")));
+        json_array_append_new(first, sc_journey(&sim, "dhl", sc_str(p, "tracking_number")));
     other = sim;
     tu_sim_start(&sim, args);
     json_array_foreach(plan, i, p) {
-        json_t *a = json_array_get(first, i), *b = get_journey(str(p, "tracking_number"));
+        json_t *a = json_array_get(first, i), *b = sc_journey(&sim, "dhl", sc_str(p, "tracking_number"));
         json_t *sa = json_object_get(a, "steps"), *sb = json_object_get(b, "steps");
         size_t k;
 
@@ -554,38 +400,38 @@ Test(sim, deterministic_across_runs)
 
 Test(sim, plan_covers_scenarios_and_destinations)
 {
-    json_t *plan = run_plan("24", "42"), *p;
+    json_t *plan = sc_plan(NULL, "24", "42", SC_PLAN_ANY), *p;
     char dests[32][3];
     size_t n_dest = 0, i;
     bool seen[N_SCENARIOS] = { false };
 
     cr_assert_eq(json_array_size(plan), 24);
     json_array_foreach(plan, i, p) {
-        const char *number = str(p, "tracking_number"), *dest = str(p, "destination");
-        json_t *j = get_journey(number);
+        const char *number = sc_str(p, "tracking_number"), *dest = sc_str(p, "destination");
+        json_t *j = sc_journey(&sim, "dhl", number);
         unsigned long serial;
         bool known = false;
 
-        cr_expect_str_eq(str(p, "carrier"), "dhl");
+        cr_expect_str_eq(sc_str(p, "carrier"), "dhl");
         cr_assert_eq(strlen(number), 10, "%s", number);
         cr_assert_eq(sscanf(number, "%9lu", &serial), 1);
         cr_expect_eq((unsigned long)(number[9] - '0'), serial % 7, "%s: check digit", number);
-        cr_expect(geo_country_valid(str(p, "origin")));
+        cr_expect(geo_country_valid(sc_str(p, "origin")));
         cr_expect(geo_country_valid(dest));
-        cr_expect(geo_zone_valid(str(p, "time_zone")), "%s", str(p, "time_zone"));
-        cr_expect(strlen(str(p, "locale")) >= 2);
-        cr_expect(strchr(str(p, "email"), '@') != NULL);
-        cr_expect(str(p, "phone")[0] == '+');
-        cr_expect(strncmp(str(p, "order_ref"), "ORD-", 4) == 0);
+        cr_expect(geo_zone_valid(sc_str(p, "time_zone")), "%s", sc_str(p, "time_zone"));
+        cr_expect(strlen(sc_str(p, "locale")) >= 2);
+        cr_expect(strchr(sc_str(p, "email"), '@') != NULL);
+        cr_expect(sc_str(p, "phone")[0] == '+');
+        cr_expect(strncmp(sc_str(p, "order_ref"), "ORD-", 4) == 0);
         /* the journey agrees with the plan */
         cr_assert_not_null(j, "%s: planned but unknown", number);
-        cr_expect_str_eq(str(j, "scenario"), str(p, "scenario"));
-        cr_expect_str_eq(str(json_object_get(j, "origin"), "country"), str(p, "origin"));
-        cr_expect_str_eq(str(json_object_get(j, "destination"), "country"), dest);
-        cr_expect_str_eq(str(json_object_get(j, "destination"), "zone"), str(p, "time_zone"));
+        cr_expect_str_eq(sc_str(j, "scenario"), sc_str(p, "scenario"));
+        cr_expect_str_eq(sc_str(json_object_get(j, "origin"), "country"), sc_str(p, "origin"));
+        cr_expect_str_eq(sc_str(json_object_get(j, "destination"), "country"), dest);
+        cr_expect_str_eq(sc_str(json_object_get(j, "destination"), "zone"), sc_str(p, "time_zone"));
         json_decref(j);
         for (size_t s = 0; s < N_SCENARIOS; s++)
-            if (strcmp(scenarios[s], str(p, "scenario")) == 0)
+            if (strcmp(scenarios[s], sc_str(p, "scenario")) == 0)
                 seen[s] = true;
         for (size_t d = 0; d < n_dest; d++)
             if (strcmp(dests[d], dest) == 0)
@@ -599,24 +445,17 @@ Test(sim, plan_covers_scenarios_and_destinations)
     json_decref(plan);
 }
 
-/* Restart the simulator with other flags. */
-static void restart(const char *const *args)
-{
-    tu_sim_stop(&sim);
-    tu_sim_start(&sim, args);
-}
-
 Test(sim, fault_429_and_500)
 {
     static const char *const a429[] = { "--rate-429", "1", NULL };
     static const char *const a500[] = { "--error-rate", "1", NULL };
-    json_t *plan = run_plan("1", "2");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan(NULL, "1", "2", SC_PLAN_ANY);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     struct track_result res;
-    struct reply r;
+    struct sc_reply r;
     char err[256];
 
-    restart(a429);
+    sc_restart(&sim, a429);
     get_dhl(number, SIM_KEY, &r);
     cr_expect_eq(r.status, 429);
     cr_expect_str_eq(r.retry_after, "1");
@@ -627,7 +466,7 @@ Test(sim, fault_429_and_500)
     cr_expect_eq(r.status, 200);
     free(r.body);
 
-    restart(a500);
+    sc_restart(&sim, a500);
     get_dhl(number, SIM_KEY, &r);
     cr_expect_eq(r.status, 500);
     cr_expect_eq(parse(number, &r, &res, err, sizeof(err)), ST_RETRY, "%s", err);
@@ -640,13 +479,13 @@ Test(sim, fault_malformed_and_latency)
 {
     static const char *const amal[] = { "--malformed-rate", "1", NULL };
     static const char *const alat[] = { "--latency-ms", "300", NULL };
-    json_t *plan = run_plan("1", "2");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan(NULL, "1", "2", SC_PLAN_ANY);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     struct track_result res;
-    struct reply r;
+    struct sc_reply r;
     char err[256];
 
-    restart(amal);
+    sc_restart(&sim, amal);
     get_dhl(number, SIM_KEY, &r);
     cr_expect_eq(r.status, 200);
     cr_expect_eq(parse(number, &r, &res, err, sizeof(err)), ST_PERMANENT, "%s", err);
@@ -654,7 +493,7 @@ Test(sim, fault_malformed_and_latency)
     track_result_reset(&res);
     free(r.body);
 
-    restart(alat);
+    sc_restart(&sim, alat);
     get_dhl(number, SIM_KEY, &r);
     cr_expect_eq(r.status, 200);
     cr_expect_geq(r.seconds, 0.29, "took %.3f s", r.seconds);
@@ -666,7 +505,7 @@ Test(sim, fault_malformed_and_latency)
 static void statuses(const char *number, long *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        struct reply r;
+        struct sc_reply r;
 
         get_dhl(number, SIM_KEY, &r);
         out[i] = r.status;
@@ -678,14 +517,14 @@ Test(sim, faults_follow_the_seed)
 {
     static const char *const args[] = { "--error-rate", "0.5", "--rate-429", "0.2", "--seed",
                                         "7", NULL };
-    json_t *plan = run_plan("1", "2");
-    const char *number = str(json_array_get(plan, 0), "tracking_number");
+    json_t *plan = sc_plan(NULL, "1", "2", SC_PLAN_ANY);
+    const char *number = sc_str(json_array_get(plan, 0), "tracking_number");
     long a[40], b[40];
     int faults = 0;
 
-    restart(args);
+    sc_restart(&sim, args);
     statuses(number, a, 40);
-    restart(args);
+    sc_restart(&sim, args);
     statuses(number, b, 40);
     for (size_t i = 0; i < 40; i++) {
         cr_expect_eq(a[i], b[i], "request %zu: %ld then %ld", i, a[i], b[i]);
