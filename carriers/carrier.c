@@ -1,7 +1,7 @@
 /*
  * carrier.c - helpers shared by every carrier driver: capped text, events,
  * requests, URL encoding, dates and timestamp parsing. No network I/O here
- * either.
+ * either. Typed JSON access lives in cjson.c.
  */
 #include "carrier.h"
 

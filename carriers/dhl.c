@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "carrier.h"
+#include "cjson.h"
 #include "geo.h"
 #include "wording.h"
 
@@ -130,38 +131,7 @@ static void normalize_event(enum dhl_code code, const char *text, struct track_e
 }
 
 /* ------------------------------------------------------------------------ */
-/* JSON access with messages that say where. */
-
-/* Fetch optional string member key of obj into *out (NULL when absent or
- * null). Fails when the member has another type. */
-static enum st_err opt_string(json_t *obj, const char *key, const char *where, const char **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_string(v))
-        return st_fail(err, errlen, ST_PERMANENT, "dhl: %s.%s: expected a string", where, key);
-    *out = json_string_value(v);
-    return ST_OK;
-}
-
-/* Fetch optional object member key of obj into *out (NULL when absent or null). */
-static enum st_err opt_object(json_t *obj, const char *key, const char *where, json_t **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_object(v))
-        return st_fail(err, errlen, ST_PERMANENT, "dhl: %s.%s: expected an object", where, key);
-    *out = v;
-    return ST_OK;
-}
+/* Reading fields (typed JSON access with messages that say where: cjson.h). */
 
 /* The parts of a DHL address{countryCode,postalCode,addressLocality} we keep. */
 struct dhl_address {
@@ -183,12 +153,14 @@ static enum st_err read_address(json_t *place, const char *where, struct dhl_add
     memset(a, 0, sizeof(*a));
     if (place == NULL)
         return ST_OK;
-    if ((rc = opt_object(place, "address", where, &addr, err, errlen)) != ST_OK || addr == NULL)
+    if ((rc = cj_opt_object(place, "address", "dhl", where,
+                            &addr, err, errlen)) != ST_OK || addr == NULL)
         return rc;
     snprintf(at, sizeof(at), "%s.address", where);
-    if ((rc = opt_string(addr, "addressLocality", at, &a->locality, err, errlen)) != ST_OK ||
-        (rc = opt_string(addr, "postalCode", at, &a->postal, err, errlen)) != ST_OK ||
-        (rc = opt_string(addr, "countryCode", at, &cc, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(addr, "addressLocality", "dhl", at,
+                            &a->locality, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(addr, "postalCode", "dhl", at, &a->postal, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(addr, "countryCode", "dhl", at, &cc, err, errlen)) != ST_OK)
         return rc;
     if (cc != NULL && strlen(cc) == 2) {
         a->cc[0] = (char)(cc[0] >= 'a' && cc[0] <= 'z' ? cc[0] - 32 : cc[0]);
@@ -215,13 +187,14 @@ static enum st_err parse_event(json_t *jev, size_t i, struct track_result *res, 
     snprintf(where, sizeof(where), "events[%zu]", i);
     if (!json_is_object(jev))
         return st_fail(err, errlen, ST_PERMANENT, "dhl: %s: expected an object", where);
-    if ((rc = opt_string(jev, "timestamp", where, &ts, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "statusCode", where, &code, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "status", where, &status, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "statusDetailed", where, &detailed, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "description", where, &desc, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "remark", where, &remark, err, errlen)) != ST_OK ||
-        (rc = opt_object(jev, "location", where, &loc, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(jev, "timestamp", "dhl", where, &ts, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "statusCode", "dhl", where, &code, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "status", "dhl", where, &status, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "statusDetailed", "dhl", where,
+                            &detailed, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "description", "dhl", where, &desc, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "remark", "dhl", where, &remark, err, errlen)) != ST_OK ||
+        (rc = cj_opt_object(jev, "location", "dhl", where, &loc, err, errlen)) != ST_OK)
         return rc;
     if (ts == NULL)
         return st_fail(err, errlen, ST_PERMANENT, "dhl: %s.timestamp: missing", where);
@@ -279,15 +252,17 @@ static enum st_err parse_shipment(json_t *shp, size_t idx, struct track_result *
     snprintf(where, sizeof(where), "shipments[%zu]", idx);
     res->outcome = TRACK_FOUND;
     res->err = ST_OK;
-    if ((rc = opt_string(shp, "estimatedTimeOfDelivery", where, &edd, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(shp, "estimatedTimeOfDelivery", "dhl", where,
+                            &edd, err, errlen)) != ST_OK)
         return rc;
     if (edd == NULL) { /* fall back to the end of the announced window */
-        if ((rc = opt_object(shp, "estimatedDeliveryTimeFrame", where, &frame, err, errlen)) !=
-            ST_OK)
+        if ((rc = cj_opt_object(shp, "estimatedDeliveryTimeFrame", "dhl", where, &frame, err,
+                                errlen)) != ST_OK)
             return rc;
         if (frame != NULL) {
             snprintf(where, sizeof(where), "shipments[%zu].estimatedDeliveryTimeFrame", idx);
-            if ((rc = opt_string(frame, "estimatedThrough", where, &edd, err, errlen)) != ST_OK)
+            if ((rc = cj_opt_string(frame, "estimatedThrough", "dhl", where,
+                                    &edd, err, errlen)) != ST_OK)
                 return rc;
         }
     }

@@ -63,6 +63,7 @@
 #include <strings.h>
 
 #include "carrier.h"
+#include "cjson.h"
 #include "geo.h"
 #include "wording.h"
 
@@ -223,55 +224,6 @@ static void normalize_event(enum fx_code code, const struct fx_signals *sig,
 }
 
 /* ------------------------------------------------------------------------ */
-/* JSON access with messages that say where. */
-
-/* Fetch optional string member key of obj into *out (NULL when absent or null). */
-static enum st_err opt_string(json_t *obj, const char *key, const char *where, const char **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_string(v))
-        return st_fail(err, errlen, ST_PERMANENT, "fedex: %s.%s: expected a string", where, key);
-    *out = json_string_value(v);
-    return ST_OK;
-}
-
-/* Fetch optional object member key of obj into *out (NULL when absent or null). */
-static enum st_err opt_object(json_t *obj, const char *key, const char *where, json_t **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_object(v))
-        return st_fail(err, errlen, ST_PERMANENT, "fedex: %s.%s: expected an object", where,
-                       key);
-    *out = v;
-    return ST_OK;
-}
-
-/* Fetch optional array member key of obj into *out (NULL when absent or null). */
-static enum st_err opt_array(json_t *obj, const char *key, const char *where, json_t **out,
-                             char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_array(v))
-        return st_fail(err, errlen, ST_PERMANENT, "fedex: %s.%s: expected an array", where, key);
-    *out = v;
-    return ST_OK;
-}
-
-/* ------------------------------------------------------------------------ */
 /* One trackResult. */
 
 /* The parts of scanLocation we keep. */
@@ -291,10 +243,11 @@ static enum st_err read_place(json_t *loc, const char *where, struct fx_place *p
     memset(p, 0, sizeof(*p));
     if (loc == NULL)
         return ST_OK;
-    if ((rc = opt_string(loc, "city", where, &p->city, err, errlen)) != ST_OK ||
-        (rc = opt_string(loc, "stateOrProvinceCode", where, &p->region, err, errlen)) != ST_OK ||
-        (rc = opt_string(loc, "postalCode", where, &p->postal, err, errlen)) != ST_OK ||
-        (rc = opt_string(loc, "countryCode", where, &cc, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(loc, "city", "fedex", where, &p->city, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(loc, "stateOrProvinceCode", "fedex", where,
+                            &p->region, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(loc, "postalCode", "fedex", where, &p->postal, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(loc, "countryCode", "fedex", where, &cc, err, errlen)) != ST_OK)
         return rc;
     if (cc != NULL && strlen(cc) == 2) {
         p->cc[0] = (char)toupper((unsigned char)cc[0]);
@@ -324,15 +277,17 @@ static enum st_err parse_event(json_t *jev, const char *at, struct track_result 
 
     if (!json_is_object(jev))
         return st_fail(err, errlen, ST_PERMANENT, "fedex: %s: expected an object", at);
-    if ((rc = opt_string(jev, "date", at, &date, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "eventType", at, &type, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "eventDescription", at, &desc, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "derivedStatusCode", at, &derived, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "exceptionCode", at, &xcode, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "exceptionDescription", at, &xdesc, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "locationType", at, &ltype, err, errlen)) != ST_OK ||
-        (rc = opt_object(jev, "scanLocation", at, &loc, err, errlen)) != ST_OK ||
-        (rc = opt_object(jev, "delayDetail", at, &delay, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(jev, "date", "fedex", at, &date, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "eventType", "fedex", at, &type, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "eventDescription", "fedex", at, &desc, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "derivedStatusCode", "fedex", at,
+                            &derived, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "exceptionCode", "fedex", at, &xcode, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "exceptionDescription", "fedex", at,
+                            &xdesc, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "locationType", "fedex", at, &ltype, err, errlen)) != ST_OK ||
+        (rc = cj_opt_object(jev, "scanLocation", "fedex", at, &loc, err, errlen)) != ST_OK ||
+        (rc = cj_opt_object(jev, "delayDetail", "fedex", at, &delay, err, errlen)) != ST_OK)
         return rc;
     if (date == NULL || date[0] == '\0')
         return st_fail(err, errlen, ST_PERMANENT, "fedex: %s.date: missing", at);
@@ -341,7 +296,7 @@ static enum st_err parse_event(json_t *jev, const char *at, struct track_result 
         return rc;
     if (delay != NULL) {
         snprintf(where, sizeof(where), "%s.delayDetail", at);
-        if ((rc = opt_string(delay, "type", where, &dtype, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(delay, "type", "fedex", where, &dtype, err, errlen)) != ST_OK)
             return rc;
     }
 
@@ -399,7 +354,7 @@ static enum st_err parse_edd(json_t *tr, const char *at, struct track_result *re
     json_t *dates, *win, *range;
     enum st_err rc;
 
-    if ((rc = opt_array(tr, "dateAndTimes", at, &dates, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_array(tr, "dateAndTimes", "fedex", at, &dates, err, errlen)) != ST_OK)
         return rc;
     for (size_t i = 0; dates != NULL && i < json_array_size(dates); i++) {
         json_t *d = json_array_get(dates, i);
@@ -407,8 +362,8 @@ static enum st_err parse_edd(json_t *tr, const char *at, struct track_result *re
         snprintf(where, sizeof(where), "%s.dateAndTimes[%zu]", at, i);
         if (!json_is_object(d))
             return st_fail(err, errlen, ST_PERMANENT, "fedex: %s: expected an object", where);
-        if ((rc = opt_string(d, "type", where, &type, err, errlen)) != ST_OK ||
-            (rc = opt_string(d, "dateTime", where, &dt, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(d, "type", "fedex", where, &type, err, errlen)) != ST_OK ||
+            (rc = cj_opt_string(d, "dateTime", "fedex", where, &dt, err, errlen)) != ST_OK)
             return rc;
         if (type != NULL && strcmp(type, "ESTIMATED_DELIVERY") == 0 && dt != NULL && dt[0]) {
             if (!carrier_date_part(dt, CARRIER_DATE_ANY, res->estimated_delivery))
@@ -418,14 +373,17 @@ static enum st_err parse_edd(json_t *tr, const char *at, struct track_result *re
             return ST_OK;
         }
     }
-    if ((rc = opt_object(tr, "estimatedDeliveryTimeWindow", at, &win, err, errlen)) != ST_OK ||
+    if ((rc = cj_opt_object(tr, "estimatedDeliveryTimeWindow", "fedex", at,
+                            &win, err, errlen)) != ST_OK ||
         win == NULL)
         return rc;
     snprintf(where, sizeof(where), "%s.estimatedDeliveryTimeWindow", at);
-    if ((rc = opt_object(win, "window", where, &range, err, errlen)) != ST_OK || range == NULL)
+    if ((rc = cj_opt_object(win, "window", "fedex", where,
+                            &range, err, errlen)) != ST_OK || range == NULL)
         return rc;
     snprintf(where, sizeof(where), "%s.estimatedDeliveryTimeWindow.window", at);
-    if ((rc = opt_string(range, "ends", where, &edd, err, errlen)) != ST_OK || edd == NULL ||
+    if ((rc = cj_opt_string(range, "ends", "fedex", where,
+                            &edd, err, errlen)) != ST_OK || edd == NULL ||
         edd[0] == '\0')
         return rc;
     if (!carrier_date_part(edd, CARRIER_DATE_ANY, res->estimated_delivery))
@@ -446,7 +404,7 @@ static enum st_err parse_found(json_t *tr, const char *at, struct track_result *
     res->outcome = TRACK_FOUND;
     res->err = ST_OK;
     if ((rc = parse_edd(tr, at, res, err, errlen)) != ST_OK ||
-        (rc = opt_array(tr, "scanEvents", at, &events, err, errlen)) != ST_OK)
+        (rc = cj_opt_array(tr, "scanEvents", "fedex", at, &events, err, errlen)) != ST_OK)
         return rc;
     for (size_t i = 0; events != NULL && i < json_array_size(events); i++) {
         snprintf(where, sizeof(where), "%s.scanEvents[%zu]", at, i);
@@ -478,7 +436,7 @@ static enum st_err parse_complete(json_t *ctr, const char *at, const char *numbe
     bool found = false, not_found = false;
     enum st_err rc;
 
-    if ((rc = opt_array(ctr, "trackResults", at, &list, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_array(ctr, "trackResults", "fedex", at, &list, err, errlen)) != ST_OK)
         return rc;
     if (list == NULL || json_array_size(list) == 0)
         return st_fail(err, errlen, ST_PERMANENT, "fedex: %s.trackResults: missing or empty",
@@ -490,14 +448,14 @@ static enum st_err parse_complete(json_t *ctr, const char *at, const char *numbe
         snprintf(where, sizeof(where), "%s.trackResults[%zu]", at, i);
         if (!json_is_object(tr))
             return st_fail(err, errlen, ST_PERMANENT, "fedex: %s: expected an object", where);
-        if ((rc = opt_object(tr, "error", where, &e, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_object(tr, "error", "fedex", where, &e, err, errlen)) != ST_OK)
             return rc;
         if (e != NULL) {
             char ew[PATH_RESULT + 8];
 
             snprintf(ew, sizeof(ew), "%s.error", where);
-            if ((rc = opt_string(e, "code", ew, &ecode, err, errlen)) != ST_OK ||
-                (rc = opt_string(e, "message", ew, &emsg, err, errlen)) != ST_OK)
+            if ((rc = cj_opt_string(e, "code", "fedex", ew, &ecode, err, errlen)) != ST_OK ||
+                (rc = cj_opt_string(e, "message", "fedex", ew, &emsg, err, errlen)) != ST_OK)
                 return rc;
             if (ecode != NULL && strcmp(ecode, FEDEX_NOT_FOUND) == 0)
                 not_found = true;
@@ -536,17 +494,19 @@ static enum st_err entry_number(json_t *ctr, const char *at, const char **out, c
     json_t *list, *info;
     enum st_err rc;
 
-    if ((rc = opt_string(ctr, "trackingNumber", at, out, err, errlen)) != ST_OK || *out != NULL)
+    if ((rc = cj_opt_string(ctr, "trackingNumber", "fedex", at,
+                            out, err, errlen)) != ST_OK || *out != NULL)
         return rc;
     list = json_object_get(ctr, "trackResults");
     if (json_is_array(list) && json_is_object(json_array_get(list, 0))) {
         snprintf(where, sizeof(where), "%s.trackResults[0]", at);
-        if ((rc = opt_object(json_array_get(list, 0), "trackingNumberInfo", where, &info, err,
-                             errlen)) != ST_OK)
+        if ((rc = cj_opt_object(json_array_get(list, 0), "trackingNumberInfo", "fedex", where,
+                                &info, err, errlen)) != ST_OK)
             return rc;
         if (info != NULL) {
             snprintf(where, sizeof(where), "%s.trackResults[0].trackingNumberInfo", at);
-            if ((rc = opt_string(info, "trackingNumber", where, out, err, errlen)) != ST_OK)
+            if ((rc = cj_opt_string(info, "trackingNumber", "fedex", where,
+                                    out, err, errlen)) != ST_OK)
                 return rc;
         }
     }
@@ -567,11 +527,12 @@ static enum st_err parse_ok(json_t *root, const char *const *numbers, size_t n,
 
     if (!json_is_object(root))
         return st_fail(err, errlen, ST_PERMANENT, "fedex: body: expected a JSON object");
-    if ((rc = opt_object(root, "output", "body", &output, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_object(root, "output", "fedex", "body", &output, err, errlen)) != ST_OK)
         return rc;
     if (output == NULL)
         return st_fail(err, errlen, ST_PERMANENT, "fedex: output: missing");
-    if ((rc = opt_array(output, "completeTrackResults", "output", &list, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_array(output, "completeTrackResults", "fedex", "output",
+                           &list, err, errlen)) != ST_OK)
         return rc;
     if (list == NULL)
         return st_fail(err, errlen, ST_PERMANENT, "fedex: output.completeTrackResults: missing");
@@ -733,8 +694,9 @@ static enum st_err fedex_parse_token_response(long http_status, const char *body
         json_decref(root);
         return st_fail(err, errlen, ST_PERMANENT, "fedex: token: body: expected a JSON object");
     }
-    if ((rc = opt_string(root, "access_token", "token", &access, err, errlen)) != ST_OK ||
-        (rc = opt_string(root, "token_type", "token", &type, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(root, "access_token", "fedex", "token",
+                            &access, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(root, "token_type", "fedex", "token", &type, err, errlen)) != ST_OK)
         goto out;
     if (access == NULL || access[0] == '\0') {
         rc = st_fail(err, errlen, ST_PERMANENT, "fedex: token.access_token: missing");

@@ -48,6 +48,7 @@
 #include <strings.h>
 
 #include "carrier.h"
+#include "cjson.h"
 #include "geo.h"
 #include "wording.h"
 
@@ -247,40 +248,7 @@ static void normalize_event(const struct lp_code *c, const char *text, struct tr
 }
 
 /* ------------------------------------------------------------------------ */
-/* JSON access with messages that say where. */
-
-/* Fetch optional string member key of obj into *out (NULL when absent or
- * null). Fails when the member has another type. */
-static enum st_err opt_string(json_t *obj, const char *key, const char *where, const char **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_string(v))
-        return st_fail(err, errlen, ST_PERMANENT, "laposte: %s.%s: expected a string", where,
-                       key);
-    *out = json_string_value(v);
-    return ST_OK;
-}
-
-/* Fetch optional object member key of obj into *out (NULL when absent or null). */
-static enum st_err opt_object(json_t *obj, const char *key, const char *where, json_t **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_object(v))
-        return st_fail(err, errlen, ST_PERMANENT, "laposte: %s.%s: expected an object", where,
-                       key);
-    *out = v;
-    return ST_OK;
-}
+/* Reading fields (typed JSON access with messages that say where: cjson.h). */
 
 /* An ISO country code from contextData into cc[3]: upper-cased, and "" when
  * absent or no country we know (kept empty rather than guessed). */
@@ -334,9 +302,9 @@ static enum st_err parse_event(json_t *jev, const char *where, size_t i,
     snprintf(at, sizeof(at), "%s.event[%zu]", where, i);
     if (!json_is_object(jev))
         return st_fail(err, errlen, ST_PERMANENT, "laposte: %s: expected an object", at);
-    if ((rc = opt_string(jev, "date", at, &date, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "code", at, &code, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "label", at, &label, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(jev, "date", "laposte", at, &date, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "code", "laposte", at, &code, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "label", "laposte", at, &label, err, errlen)) != ST_OK)
         return rc;
     if (date == NULL)
         return st_fail(err, errlen, ST_PERMANENT, "laposte: %s.date: missing", at);
@@ -381,8 +349,8 @@ static enum st_err parse_shipment(json_t *shp, const char *where, struct track_r
     if (fin != NULL && !json_is_null(fin) && !json_is_boolean(fin))
         return st_fail(err, errlen, ST_PERMANENT, "laposte: %s.isFinal: expected a boolean",
                        where);
-    if ((rc = opt_string(shp, "estimDate", where, &edd, err, errlen)) != ST_OK ||
-        (rc = opt_object(shp, "contextData", where, &ctxd, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(shp, "estimDate", "laposte", where, &edd, err, errlen)) != ST_OK ||
+        (rc = cj_opt_object(shp, "contextData", "laposte", where, &ctxd, err, errlen)) != ST_OK)
         return rc;
     if (edd != NULL && edd[0] != '\0' &&
         !carrier_date_part(edd, CARRIER_DATE_EPOCH, res->estimated_delivery))
@@ -391,8 +359,10 @@ static enum st_err parse_shipment(json_t *shp, const char *where, struct track_r
                        carrier_quote(q, sizeof(q), edd));
     if (ctxd != NULL) {
         snprintf(at, sizeof(at), "%s.contextData", where);
-        if ((rc = opt_string(ctxd, "originCountry", at, &origin, err, errlen)) != ST_OK ||
-            (rc = opt_string(ctxd, "arrivalCountry", at, &dest, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(ctxd, "originCountry", "laposte", at,
+                                &origin, err, errlen)) != ST_OK ||
+            (rc = cj_opt_string(ctxd, "arrivalCountry", "laposte", at,
+                                &dest, err, errlen)) != ST_OK)
             return rc;
         country_of(origin, cx.origin);
         country_of(dest, cx.dest);
@@ -427,15 +397,15 @@ static enum st_err item_id(json_t *item, const char *prefix, const char **id, ch
     snprintf(at, sizeof(at), "%s", prefix[0] ? prefix : "body");
     if (!json_is_object(item))
         return st_fail(err, errlen, ST_PERMANENT, "laposte: %s: expected an object", at);
-    if ((rc = opt_object(item, "shipment", at, &shp, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_object(item, "shipment", "laposte", at, &shp, err, errlen)) != ST_OK)
         return rc;
     if (shp != NULL) {
         snprintf(at, sizeof(at), "%s%sshipment", prefix, prefix[0] ? "." : "");
-        if ((rc = opt_string(shp, "idShip", at, id, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(shp, "idShip", "laposte", at, id, err, errlen)) != ST_OK)
             return rc;
     }
-    if (*id == NULL && (rc = opt_string(item, "idShip", prefix[0] ? prefix : "body", id, err,
-                                        errlen)) != ST_OK)
+    if (*id == NULL && (rc = cj_opt_string(item, "idShip", "laposte",
+                                           prefix[0] ? prefix : "body", id, err, errlen)) != ST_OK)
         return rc;
     if (*id == NULL || (*id)[0] == '\0')
         return st_fail(err, errlen, ST_PERMANENT,
@@ -491,8 +461,8 @@ static enum st_err parse_item(json_t *item, const char *prefix, struct track_res
     }
     if (code == 200) {
         snprintf(where, sizeof(where), "%s%sshipment", prefix, prefix[0] ? "." : "");
-        if ((rc = opt_object(item, "shipment", prefix[0] ? prefix : "body", &shp, err,
-                             errlen)) != ST_OK)
+        if ((rc = cj_opt_object(item, "shipment", "laposte", prefix[0] ? prefix : "body",
+                                &shp, err, errlen)) != ST_OK)
             return rc;
         if (shp == NULL)
             return st_fail(err, errlen, ST_PERMANENT, "laposte: %s: missing", where);

@@ -59,6 +59,7 @@
 #include <strings.h>
 
 #include "carrier.h"
+#include "cjson.h"
 #include "geo.h"
 #include "wording.h"
 
@@ -321,41 +322,7 @@ static void normalize_event(enum t17_kind k, const char *text, struct track_even
 }
 
 /* ------------------------------------------------------------------------ */
-/* JSON access with messages that say where. */
-
-/* Fetch optional string member key of obj into *out (NULL when absent or
- * null). Fails when the member has another type. */
-static enum st_err opt_string(json_t *obj, const char *key, const char *where, const char **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_string(v))
-        return st_fail(err, errlen, ST_PERMANENT, "track17: %s.%s: expected a string", where,
-                       key);
-    *out = json_string_value(v);
-    return ST_OK;
-}
-
-/* Fetch optional member key of obj into *out (NULL when absent or null);
- * fails unless it is an object (want_array false) or an array. */
-static enum st_err opt_member(json_t *obj, const char *key, bool want_array, const char *where,
-                              json_t **out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (want_array ? !json_is_array(v) : !json_is_object(v))
-        return st_fail(err, errlen, ST_PERMANENT, "track17: %s.%s: expected %s", where, key,
-                       want_array ? "an array" : "an object");
-    *out = v;
-    return ST_OK;
-}
+/* Reading fields (typed JSON access with messages that say where: cjson.h). */
 
 /* The parts of an event's address we keep. */
 struct t17_address {
@@ -376,14 +343,15 @@ static enum st_err read_address(json_t *jev, const char *where, struct t17_addre
     enum st_err rc;
 
     memset(a, 0, sizeof(*a));
-    if ((rc = opt_member(jev, "address", false, where, &addr, err, errlen)) != ST_OK ||
+    if ((rc = cj_opt_object(jev, "address", "track17", where, &addr, err, errlen)) != ST_OK ||
         addr == NULL)
         return rc;
     snprintf(at, sizeof(at), "%s.address", where);
-    if ((rc = opt_string(addr, "city", at, &a->city, err, errlen)) != ST_OK ||
-        (rc = opt_string(addr, "postal_code", at, &a->postal, err, errlen)) != ST_OK ||
-        (rc = opt_string(addr, "state", at, &a->state, err, errlen)) != ST_OK ||
-        (rc = opt_string(addr, "country", at, &cc, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(addr, "city", "track17", at, &a->city, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(addr, "postal_code", "track17", at,
+                            &a->postal, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(addr, "state", "track17", at, &a->state, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(addr, "country", "track17", at, &cc, err, errlen)) != ST_OK)
         return rc;
     if (cc != NULL && strlen(cc) == 2) {
         a->cc[0] = (char)(cc[0] >= 'a' && cc[0] <= 'z' ? cc[0] - 32 : cc[0]);
@@ -407,15 +375,15 @@ static enum st_err event_time(json_t *jev, const char *where, const struct t17_a
     json_t *raw;
     enum st_err rc;
 
-    if ((rc = opt_string(jev, "time_iso", where, &iso, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "time_utc", where, &utc, err, errlen)) != ST_OK ||
-        (rc = opt_member(jev, "time_raw", false, where, &raw, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(jev, "time_iso", "track17", where, &iso, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "time_utc", "track17", where, &utc, err, errlen)) != ST_OK ||
+        (rc = cj_opt_object(jev, "time_raw", "track17", where, &raw, err, errlen)) != ST_OK)
         return rc;
     if (raw != NULL) {
         snprintf(at, sizeof(at), "%s.time_raw", where);
-        if ((rc = opt_string(raw, "date", at, &date, err, errlen)) != ST_OK ||
-            (rc = opt_string(raw, "time", at, &tod, err, errlen)) != ST_OK ||
-            (rc = opt_string(raw, "timezone", at, &tz, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(raw, "date", "track17", at, &date, err, errlen)) != ST_OK ||
+            (rc = cj_opt_string(raw, "time", "track17", at, &tod, err, errlen)) != ST_OK ||
+            (rc = cj_opt_string(raw, "timezone", "track17", at, &tz, err, errlen)) != ST_OK)
             return rc;
     }
     if (iso != NULL && iso[0] != '\0') {
@@ -471,10 +439,10 @@ static enum st_err parse_event(json_t *jev, const char *where, struct track_resu
 
     if (!json_is_object(jev))
         return st_fail(err, errlen, ST_PERMANENT, "track17: %s: expected an object", where);
-    if ((rc = opt_string(jev, "sub_status", where, &sub, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "stage", where, &stage, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "description", where, &desc, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "location", where, &location, err, errlen)) != ST_OK ||
+    if ((rc = cj_opt_string(jev, "sub_status", "track17", where, &sub, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "stage", "track17", where, &stage, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "description", "track17", where, &desc, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "location", "track17", where, &location, err, errlen)) != ST_OK ||
         (rc = read_address(jev, where, &addr, err, errlen)) != ST_OK)
         return rc;
     if (res->n_events >= CARRIER_MAX_EVENTS)
@@ -515,17 +483,18 @@ static enum st_err parse_edd(json_t *info, const char *where, struct track_resul
     const char *from, *to, *pick;
     enum st_err rc;
 
-    if ((rc = opt_member(info, "time_metrics", false, where, &metrics, err, errlen)) != ST_OK ||
+    if ((rc = cj_opt_object(info, "time_metrics", "track17", where,
+                            &metrics, err, errlen)) != ST_OK ||
         metrics == NULL)
         return rc;
     snprintf(at, sizeof(at), "%s.time_metrics", where);
-    if ((rc = opt_member(metrics, "estimated_delivery_date", false, at, &window, err, errlen)) !=
-            ST_OK ||
+    if ((rc = cj_opt_object(metrics, "estimated_delivery_date", "track17", at, &window, err,
+                            errlen)) != ST_OK ||
         window == NULL)
         return rc;
     snprintf(at, sizeof(at), "%s.time_metrics.estimated_delivery_date", where);
-    if ((rc = opt_string(window, "from", at, &from, err, errlen)) != ST_OK ||
-        (rc = opt_string(window, "to", at, &to, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(window, "from", "track17", at, &from, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(window, "to", "track17", at, &to, err, errlen)) != ST_OK)
         return rc;
     pick = to != NULL && to[0] != '\0' ? to : from;
     if (pick == NULL || pick[0] == '\0')
@@ -549,26 +518,28 @@ static enum st_err parse_accepted(json_t *acc, size_t idx, struct track_result *
     res->outcome = TRACK_FOUND;
     res->err = ST_OK;
     snprintf(where, sizeof(where), "data.accepted[%zu]", idx);
-    if ((rc = opt_member(acc, "track_info", false, where, &info, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_object(acc, "track_info", "track17", where, &info, err, errlen)) != ST_OK)
         return rc;
     if (info == NULL) {
         res->outcome = TRACK_NOT_FOUND;
         return ST_OK;
     }
     snprintf(where, sizeof(where), "data.accepted[%zu].track_info", idx);
-    if ((rc = opt_member(info, "latest_status", false, where, &latest, err, errlen)) != ST_OK ||
-        (rc = opt_member(info, "tracking", false, where, &tracking, err, errlen)) != ST_OK ||
+    if ((rc = cj_opt_object(info, "latest_status", "track17", where,
+                            &latest, err, errlen)) != ST_OK ||
+        (rc = cj_opt_object(info, "tracking", "track17", where, &tracking, err, errlen)) != ST_OK ||
         (rc = parse_edd(info, where, res, err, errlen)) != ST_OK)
         return rc;
     if (latest != NULL) {
         snprintf(at, sizeof(at), "%s.latest_status", where);
-        if ((rc = opt_string(latest, "status", at, &status, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(latest, "status", "track17", at, &status, err, errlen)) != ST_OK)
             return rc;
     }
     providers = NULL;
     if (tracking != NULL) {
         snprintf(at, sizeof(at), "%s.tracking", where);
-        if ((rc = opt_member(tracking, "providers", true, at, &providers, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_array(tracking, "providers", "track17", at,
+                               &providers, err, errlen)) != ST_OK)
             return rc;
     }
     for (size_t p = 0; providers != NULL && p < json_array_size(providers); p++) {
@@ -577,7 +548,7 @@ static enum st_err parse_accepted(json_t *acc, size_t idx, struct track_result *
         snprintf(at, sizeof(at), "%s.tracking.providers[%zu]", where, p);
         if (!json_is_object(prov))
             return st_fail(err, errlen, ST_PERMANENT, "track17: %s: expected an object", at);
-        if ((rc = opt_member(prov, "events", true, at, &events, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_array(prov, "events", "track17", at, &events, err, errlen)) != ST_OK)
             return rc;
         for (size_t e = 0; events != NULL && e < json_array_size(events); e++) {
             char evat[T17_PATH_EVENT];
@@ -606,7 +577,7 @@ static enum st_err read_rejection(json_t *rej, size_t idx, long *code, char *msg
     enum st_err rc;
 
     snprintf(where, sizeof(where), "data.rejected[%zu]", idx);
-    if ((rc = opt_member(rej, "error", false, where, &e, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_object(rej, "error", "track17", where, &e, err, errlen)) != ST_OK)
         return rc;
     if (e == NULL)
         return st_fail(err, errlen, ST_PERMANENT, "track17: %s.error: missing", where);
@@ -615,7 +586,7 @@ static enum st_err read_rejection(json_t *rej, size_t idx, long *code, char *msg
     if (!json_is_integer(c))
         return st_fail(err, errlen, ST_PERMANENT, "track17: %s.code: expected an integer",
                        where);
-    if ((rc = opt_string(e, "message", where, &m, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(e, "message", "track17", where, &m, err, errlen)) != ST_OK)
         return rc;
     *code = (long)json_integer_value(c);
     carrier_copy_text(msg, cap, m);
@@ -668,7 +639,7 @@ static enum st_err parse_envelope(json_t *root, json_t **accepted, json_t **reje
         return st_fail(err, errlen, ST_PERMANENT, "track17: code: missing");
     if (!json_is_integer(code))
         return st_fail(err, errlen, ST_PERMANENT, "track17: code: expected an integer");
-    if ((rc = opt_member(root, "data", false, "body", &data, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_object(root, "data", "track17", "body", &data, err, errlen)) != ST_OK)
         return rc;
     if (json_integer_value(code) != 0) {
         char msg[T17_QUOTE_MAX] = "";
@@ -690,8 +661,8 @@ static enum st_err parse_envelope(json_t *root, json_t **accepted, json_t **reje
     }
     if (data == NULL)
         return st_fail(err, errlen, ST_PERMANENT, "track17: data: missing");
-    if ((rc = opt_member(data, "accepted", true, "data", accepted, err, errlen)) != ST_OK ||
-        (rc = opt_member(data, "rejected", true, "data", rejected, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_array(data, "accepted", "track17", "data", accepted, err, errlen)) != ST_OK ||
+        (rc = cj_opt_array(data, "rejected", "track17", "data", rejected, err, errlen)) != ST_OK)
         return rc;
     return ST_OK;
 }

@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "carrier.h"
+#include "cjson.h"
 #include "geo.h"
 #include "wording.h"
 
@@ -201,52 +202,7 @@ static void normalize_event(enum ups_type type, const char *code, const char *te
 }
 
 /* ------------------------------------------------------------------------ */
-/* JSON access with messages that say where. */
-
-/* Fetch optional string member key of obj into *out (NULL when absent or null). */
-static enum st_err opt_string(json_t *obj, const char *key, const char *where, const char **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_string(v))
-        return st_fail(err, errlen, ST_PERMANENT, "ups: %s.%s: expected a string", where, key);
-    *out = json_string_value(v);
-    return ST_OK;
-}
-
-/* Fetch optional object member key of obj into *out (NULL when absent or null). */
-static enum st_err opt_object(json_t *obj, const char *key, const char *where, json_t **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_object(v))
-        return st_fail(err, errlen, ST_PERMANENT, "ups: %s.%s: expected an object", where, key);
-    *out = v;
-    return ST_OK;
-}
-
-/* Fetch optional array member key of obj into *out (NULL when absent or null). */
-static enum st_err opt_array(json_t *obj, const char *key, const char *where, json_t **out,
-                             char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_array(v))
-        return st_fail(err, errlen, ST_PERMANENT, "ups: %s.%s: expected an array", where, key);
-    *out = v;
-    return ST_OK;
-}
+/* Reading fields (typed JSON access with messages that say where: cjson.h). */
 
 /* True when s is exactly n ASCII digits. */
 static bool all_digits(const char *s, size_t n)
@@ -340,15 +296,16 @@ static enum st_err read_address(json_t *loc, const char *where, struct ups_addre
     memset(a, 0, sizeof(*a));
     if (loc == NULL)
         return ST_OK;
-    if ((rc = opt_object(loc, "address", where, &addr, err, errlen)) != ST_OK || addr == NULL)
+    if ((rc = cj_opt_object(loc, "address", "ups", where,
+                            &addr, err, errlen)) != ST_OK || addr == NULL)
         return rc;
     snprintf(at, sizeof(at), "%s.address", where);
-    if ((rc = opt_string(addr, "city", at, &a->city, err, errlen)) != ST_OK ||
-        (rc = opt_string(addr, "postalCode", at, &a->postal, err, errlen)) != ST_OK ||
-        (rc = opt_string(addr, "stateProvince", at, &a->state, err, errlen)) != ST_OK ||
-        (rc = opt_string(addr, "countryCode", at, &cc, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(addr, "city", "ups", at, &a->city, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(addr, "postalCode", "ups", at, &a->postal, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(addr, "stateProvince", "ups", at, &a->state, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(addr, "countryCode", "ups", at, &cc, err, errlen)) != ST_OK)
         return rc;
-    if (cc == NULL && (rc = opt_string(addr, "country", at, &cc, err, errlen)) != ST_OK)
+    if (cc == NULL && (rc = cj_opt_string(addr, "country", "ups", at, &cc, err, errlen)) != ST_OK)
         return rc;
     if (cc != NULL && strlen(cc) == 2) {
         a->cc[0] = (char)(cc[0] >= 'a' && cc[0] <= 'z' ? cc[0] - 32 : cc[0]);
@@ -457,21 +414,22 @@ static enum st_err parse_activity(json_t *act, const char *pkg_where, size_t i,
     snprintf(where, sizeof(where), "%s.activity[%zu]", pkg_where, i);
     if (!json_is_object(act))
         return st_fail(err, errlen, ST_PERMANENT, "ups: %s: expected an object", where);
-    if ((rc = opt_string(act, "date", where, &w.date, err, errlen)) != ST_OK ||
-        (rc = opt_string(act, "time", where, &w.time, err, errlen)) != ST_OK ||
-        (rc = opt_string(act, "gmtDate", where, &w.gmt_date, err, errlen)) != ST_OK ||
-        (rc = opt_string(act, "gmtTime", where, &w.gmt_time, err, errlen)) != ST_OK ||
-        (rc = opt_string(act, "gmtOffset", where, &w.gmt_offset, err, errlen)) != ST_OK ||
-        (rc = opt_object(act, "location", where, &loc, err, errlen)) != ST_OK ||
-        (rc = opt_object(act, "status", where, &status, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(act, "date", "ups", where, &w.date, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(act, "time", "ups", where, &w.time, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(act, "gmtDate", "ups", where, &w.gmt_date, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(act, "gmtTime", "ups", where, &w.gmt_time, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(act, "gmtOffset", "ups", where, &w.gmt_offset, err, errlen)) != ST_OK ||
+        (rc = cj_opt_object(act, "location", "ups", where, &loc, err, errlen)) != ST_OK ||
+        (rc = cj_opt_object(act, "status", "ups", where, &status, err, errlen)) != ST_OK)
         return rc;
     type = code = status_code = desc = NULL;
     if (status != NULL) {
         snprintf(at, sizeof(at), "%s.status", where);
-        if ((rc = opt_string(status, "type", at, &type, err, errlen)) != ST_OK ||
-            (rc = opt_string(status, "code", at, &code, err, errlen)) != ST_OK ||
-            (rc = opt_string(status, "statusCode", at, &status_code, err, errlen)) != ST_OK ||
-            (rc = opt_string(status, "description", at, &desc, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(status, "type", "ups", at, &type, err, errlen)) != ST_OK ||
+            (rc = cj_opt_string(status, "code", "ups", at, &code, err, errlen)) != ST_OK ||
+            (rc = cj_opt_string(status, "statusCode", "ups", at,
+                                &status_code, err, errlen)) != ST_OK ||
+            (rc = cj_opt_string(status, "description", "ups", at, &desc, err, errlen)) != ST_OK)
             return rc;
     }
     snprintf(at, sizeof(at), "%s.location", where);
@@ -510,7 +468,7 @@ static enum st_err parse_delivery_dates(json_t *pkg, const char *where,
     json_t *dates;
     enum st_err rc;
 
-    if ((rc = opt_array(pkg, "deliveryDate", where, &dates, err, errlen)) != ST_OK ||
+    if ((rc = cj_opt_array(pkg, "deliveryDate", "ups", where, &dates, err, errlen)) != ST_OK ||
         dates == NULL)
         return rc;
     for (size_t i = 0; i < json_array_size(dates); i++) {
@@ -521,8 +479,8 @@ static enum st_err parse_delivery_dates(json_t *pkg, const char *where,
         snprintf(at, sizeof(at), "%s.deliveryDate[%zu]", where, i);
         if (!json_is_object(dd))
             return st_fail(err, errlen, ST_PERMANENT, "ups: %s: expected an object", at);
-        if ((rc = opt_string(dd, "date", at, &date, err, errlen)) != ST_OK ||
-            (rc = opt_string(dd, "type", at, &type, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(dd, "date", "ups", at, &date, err, errlen)) != ST_OK ||
+            (rc = cj_opt_string(dd, "type", "ups", at, &type, err, errlen)) != ST_OK)
             return rc;
         if (date == NULL || date[0] == '\0')
             continue;
@@ -550,7 +508,7 @@ static enum st_err parse_package(json_t *pkg, size_t si, size_t pi, struct track
     res->outcome = TRACK_FOUND;
     res->err = ST_OK;
     if ((rc = parse_delivery_dates(pkg, where, res, err, errlen)) != ST_OK ||
-        (rc = opt_array(pkg, "activity", where, &acts, err, errlen)) != ST_OK)
+        (rc = cj_opt_array(pkg, "activity", "ups", where, &acts, err, errlen)) != ST_OK)
         return rc;
     for (size_t i = 0; acts != NULL && i < json_array_size(acts); i++)
         if ((rc = parse_activity(json_array_get(acts, i), where, i, res, err, errlen)) != ST_OK)
@@ -570,7 +528,7 @@ static enum st_err parse_shipment(json_t *shp, size_t si, const char *number,
     enum st_err rc;
 
     snprintf(where, sizeof(where), "trackResponse.shipment[%zu]", si);
-    if ((rc = opt_array(shp, "package", where, &pkgs, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_array(shp, "package", "ups", where, &pkgs, err, errlen)) != ST_OK)
         return rc;
     if (pkgs == NULL || json_array_size(pkgs) == 0) {
         res->outcome = TRACK_NOT_FOUND; /* warnings: "Tracking Information Not Found" */
@@ -584,7 +542,7 @@ static enum st_err parse_shipment(json_t *shp, size_t si, const char *number,
         snprintf(at, sizeof(at), "%s.package[%zu]", where, i);
         if (!json_is_object(p))
             return st_fail(err, errlen, ST_PERMANENT, "ups: %s: expected an object", at);
-        if ((rc = opt_string(p, "trackingNumber", at, &tn, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(p, "trackingNumber", "ups", at, &tn, err, errlen)) != ST_OK)
             return rc;
         if (tn != NULL && strcasecmp(tn, number) == 0) {
             pick = i;
@@ -623,7 +581,7 @@ static enum st_err parse_found(json_t *root, const char *number, struct track_re
         snprintf(at, sizeof(at), "trackResponse.shipment[%zu]", i);
         if (!json_is_object(s))
             return st_fail(err, errlen, ST_PERMANENT, "ups: %s: expected an object", at);
-        if ((rc = opt_string(s, "inquiryNumber", at, &inq, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(s, "inquiryNumber", "ups", at, &inq, err, errlen)) != ST_OK)
             return rc;
         if (inq != NULL && strcasecmp(inq, number) == 0) {
             pick = i;

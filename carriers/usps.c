@@ -62,6 +62,7 @@
 #include <strings.h>
 
 #include "carrier.h"
+#include "cjson.h"
 #include "geo.h"
 #include "wording.h"
 
@@ -290,24 +291,7 @@ static void domestic_country(const char *state, const char *zip, char cc[3])
 }
 
 /* ------------------------------------------------------------------------ */
-/* JSON access with messages that say where. */
-
-/* Fetch optional string member key of obj into *out (NULL when absent or
- * null). Fails when the member has another type. */
-static enum st_err opt_string(json_t *obj, const char *key, const char *where, const char **out,
-                              char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ST_OK;
-    if (!json_is_string(v))
-        return st_fail(err, errlen, ST_PERMANENT, "usps: %s%s%s: expected a string", where,
-                       where[0] ? "." : "", key);
-    *out = json_string_value(v);
-    return ST_OK;
-}
+/* Reading fields (typed JSON access with messages that say where: cjson.h). */
 
 /* Parse eventTimestamp into ev: a trailing Z means local time at the place. */
 static bool parse_time(const char *ts, const char *cc, const char *state, struct track_event *ev)
@@ -343,13 +327,13 @@ static enum st_err parse_event(json_t *jev, size_t i, struct usps_cache *cache,
     snprintf(where, sizeof(where), "trackingEvents[%zu]", i);
     if (!json_is_object(jev))
         return st_fail(err, errlen, ST_PERMANENT, "usps: %s: expected an object", where);
-    if ((rc = opt_string(jev, "eventType", where, &type, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "eventTimestamp", where, &ts, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "eventCity", where, &city, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "eventState", where, &state, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "eventZIP", where, &zip, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "eventCountry", where, &country, err, errlen)) != ST_OK ||
-        (rc = opt_string(jev, "eventCode", where, &code, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(jev, "eventType", "usps", where, &type, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "eventTimestamp", "usps", where, &ts, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "eventCity", "usps", where, &city, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "eventState", "usps", where, &state, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "eventZIP", "usps", where, &zip, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "eventCountry", "usps", where, &country, err, errlen)) != ST_OK ||
+        (rc = cj_opt_string(jev, "eventCode", "usps", where, &code, err, errlen)) != ST_OK)
         return rc;
     if (ts == NULL)
         return st_fail(err, errlen, ST_PERMANENT, "usps: %s.eventTimestamp: missing", where);
@@ -413,12 +397,12 @@ static enum st_err parse_found(json_t *root, struct track_result *res, char *err
     char q[64];
     enum st_err rc;
 
-    if ((rc = opt_string(root, "trackingNumber", "", &s, err, errlen)) != ST_OK)
+    if ((rc = cj_opt_string(root, "trackingNumber", "usps", NULL, &s, err, errlen)) != ST_OK)
         return rc;
     res->outcome = TRACK_FOUND;
     res->err = ST_OK;
     for (size_t k = 0; k < 2 && res->estimated_delivery[0] == '\0'; k++) {
-        if ((rc = opt_string(root, edd_keys[k], "", &s, err, errlen)) != ST_OK)
+        if ((rc = cj_opt_string(root, edd_keys[k], "usps", NULL, &s, err, errlen)) != ST_OK)
             return rc;
         if (s != NULL && s[0] != '\0' &&
             !carrier_date_part(s, CARRIER_DATE_ANY, res->estimated_delivery))
