@@ -419,56 +419,41 @@ static enum st_err track(const char *token_value, const char *number, struct tra
     return rc;
 }
 
-/* A visible step and what the driver must make of its time. */
-struct want {
-    json_t *step;
-    time_t key;                 /* expected occurred_at */
-    enum offset_kind kind;
-};
+/* How UPS dates a step: a "gmt" timestamp carries its offset; a local one
+ * takes the zone of the place (country and region), else stays local time. */
+static void date_step(const char *number, size_t index, struct sc_want *w)
+{
+    json_t *wire = json_object_get(w->step, "wire");
+    const char *region = sc_str(w->step, "region");
 
-/* Compare a parsed result with the journey's visible steps. */
+    (void)number;
+    (void)index;
+    if (strcmp(sc_str(wire, "timestamp_style"), "gmt") == 0)
+        w->kind = OFFSET_CARRIER;
+    else if (geo_zone(sc_str(w->step, "country"), region[0] ? region : NULL) != NULL)
+        w->kind = OFFSET_DERIVED;
+    else
+        w->kind = OFFSET_UNKNOWN;
+    w->at = w->kind == OFFSET_UNKNOWN ? sc_utc_of(sc_str(w->step, "local"))
+                                      : sc_utc_of(sc_str(w->step, "at"));
+}
+
+/* Compare a parsed result with the journey's visible steps (the driver sorts
+ * by instant, stably). */
 static void compare(const char *number, json_t *j, const struct track_result *res)
 {
-    json_t *steps = json_object_get(j, "steps"), *step;
-    struct want w[64];
-    size_t n = 0, i;
+    struct sc_want w[64];
+    size_t n = sc_visible_steps(number, j, date_step, true, w, sizeof(w) / sizeof(w[0]));
 
-    json_array_foreach(steps, i, step) {
-        json_t *wire = json_object_get(step, "wire");
-        const char *region = sc_str(step, "region");
-
-        if (!json_is_true(json_object_get(step, "visible")))
-            continue;
-        cr_assert_lt(n, sizeof(w) / sizeof(w[0]));
-        w[n].step = step;
-        if (strcmp(sc_str(wire, "timestamp_style"), "gmt") == 0)
-            w[n].kind = OFFSET_CARRIER;
-        else if (geo_zone(sc_str(step, "country"), region[0] ? region : NULL) != NULL)
-            w[n].kind = OFFSET_DERIVED;
-        else
-            w[n].kind = OFFSET_UNKNOWN;
-        w[n].key = w[n].kind == OFFSET_UNKNOWN ? sc_utc_of(sc_str(step, "local"))
-                                               : sc_utc_of(sc_str(step, "at"));
-        n++;
-    }
-    for (size_t a = 1; a < n; a++) /* the driver sorts by instant, stably */
-        for (size_t b = a; b > 0 && w[b - 1].key > w[b].key; b--) {
-            struct want t = w[b];
-            w[b] = w[b - 1];
-            w[b - 1] = t;
-        }
-    cr_assert_eq(res->outcome, TRACK_FOUND, "%s: outcome %s (%s)", number,
-                 track_outcome_name(res->outcome), res->errmsg);
-    cr_assert_eq(res->n_events, n, "%s (%s): %zu events, %zu visible steps", number,
-                 sc_str(j, "scenario"), res->n_events, n);
+    sc_assert_found(number, j, res, n);
     cr_expect_str_eq(res->estimated_delivery, sc_str(j, "estimated_delivery"), "%s", number);
-    for (i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const struct track_event *ev = &res->events[i];
-        json_t *s = w[i].step, *e = json_object_get(s, "expect"), *wire = json_object_get(s, "wire");
+        json_t *s = w[i].step, *wire = json_object_get(s, "wire");
         const char *kind = sc_str(s, "kind");
 
-        cr_expect_eq(ev->occurred_at, w[i].key, "%s event %zu (%s): occurred_at %ld, want %ld",
-                     number, i, kind, (long)ev->occurred_at, (long)w[i].key);
+        cr_expect_eq(ev->occurred_at, w[i].at, "%s event %zu (%s): occurred_at %ld, want %ld",
+                     number, i, kind, (long)ev->occurred_at, (long)w[i].at);
         cr_expect_eq(ev->offset_kind, w[i].kind, "%s event %zu (%s): offset %s", number, i, kind,
                      offset_kind_name(ev->offset_kind));
         cr_expect_str_eq(ev->occurred_local, sc_str(s, "local"), "%s event %zu (%s)", number, i,
@@ -477,19 +462,10 @@ static void compare(const char *number, json_t *j, const struct track_result *re
             cr_expect_eq(ev->utc_offset_min,
                          json_integer_value(json_object_get(s, "utc_offset_min")),
                          "%s event %zu (%s)", number, i, kind);
-        cr_expect_str_eq(st_status_name(ev->status), sc_str(e, "status"), "%s event %zu (%s): %s",
-                         number, i, kind, ev->description);
-        cr_expect_str_eq(st_substatus_name(ev->substatus), sc_str(e, "substatus"),
-                         "%s event %zu (%s): %s", number, i, kind, ev->description);
-        cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
-                     "%s event %zu (%s)", number, i, kind);
-        cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
-                     "%s event %zu (%s): %s", number, i, kind, ev->description);
+        sc_expect_event(number, i, ev, s);
         cr_expect_str_eq(ev->code, sc_str(wire, "code"), "%s event %zu (%s)", number, i, kind);
         cr_expect_str_eq(ev->description, sc_str(wire, "description"));
-        cr_expect_str_eq(ev->city, sc_str(s, "city"));
-        cr_expect_str_eq(ev->postal_code, sc_str(s, "postal_code"));
-        cr_expect_str_eq(ev->country, sc_str(s, "country"));
+        sc_expect_place(ev, s);
     }
 }
 

@@ -236,3 +236,58 @@ bool sc_has(const struct track_result *res, enum st_status s, enum st_substatus 
             return true;
     return false;
 }
+
+size_t sc_visible_steps(const char *number, json_t *journey, sc_date_fn date, bool sorted,
+                        struct sc_want *w, size_t cap)
+{
+    json_t *steps = json_object_get(journey, "steps"), *step;
+    size_t n = 0, i;
+
+    json_array_foreach(steps, i, step) {
+        if (!json_is_true(json_object_get(step, "visible")))
+            continue;
+        cr_assert_lt(n, cap);
+        w[n].step = step;
+        date(number, i, &w[n]);
+        n++;
+    }
+    for (size_t a = 1; sorted && a < n; a++) /* insertion sort: stable */
+        for (size_t b = a; b > 0 && w[b - 1].at > w[b].at; b--) {
+            struct sc_want t = w[b];
+
+            w[b] = w[b - 1];
+            w[b - 1] = t;
+        }
+    return n;
+}
+
+void sc_assert_found(const char *number, json_t *journey, const struct track_result *res,
+                     size_t n)
+{
+    cr_assert_eq(res->outcome, TRACK_FOUND, "%s: outcome %s (%s)", number,
+                 track_outcome_name(res->outcome), res->errmsg);
+    cr_assert_eq(res->n_events, n, "%s (%s): %zu events, %zu visible steps", number,
+                 sc_str(journey, "scenario"), res->n_events, n);
+}
+
+void sc_expect_event(const char *number, size_t i, const struct track_event *ev, json_t *step)
+{
+    json_t *e = json_object_get(step, "expect");
+    const char *kind = sc_str(step, "kind");
+
+    cr_expect_str_eq(st_status_name(ev->status), sc_str(e, "status"), "%s event %zu (%s): %s",
+                     number, i, kind, ev->description);
+    cr_expect_str_eq(st_substatus_name(ev->substatus), sc_str(e, "substatus"),
+                     "%s event %zu (%s): %s", number, i, kind, ev->description);
+    cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
+                 "%s event %zu (%s)", number, i, kind);
+    cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
+                 "%s event %zu (%s): %s", number, i, kind, ev->description);
+}
+
+void sc_expect_place(const struct track_event *ev, json_t *step)
+{
+    cr_expect_str_eq(ev->city, sc_str(step, "city"));
+    cr_expect_str_eq(ev->postal_code, sc_str(step, "postal_code"));
+    cr_expect_str_eq(ev->country, sc_str(step, "country"));
+}

@@ -87,4 +87,39 @@ time_t sc_utc_of(const char *s);
 /* True when res has an event with this status and substatus. */
 bool sc_has(const struct track_result *res, enum st_status s, enum st_substatus sub);
 
+/*
+ * Comparing a parsed result with /_sim/journey. Each suite keeps what is
+ * particular to its carrier (how a step is dated, which wire members hold the
+ * code and description); these helpers hold the rest.
+ */
+
+/* A visible journey step and what the driver must make of its time. */
+struct sc_want {
+    json_t *step;               /* borrowed from the journey */
+    time_t at;                  /* expected occurred_at */
+    enum offset_kind kind;      /* expected offset kind */
+};
+
+/* A carrier's dating rule: fill w->at and w->kind from w->step, the step at
+ * index of the journey's "steps" (for messages). May check the step's wire
+ * form too (cr_expect). */
+typedef void (*sc_date_fn)(const char *number, size_t index, struct sc_want *w);
+
+/* Collect the journey's visible steps into w[0..cap), dated by date. When
+ * sorted, order them stably by expected instant, as the drivers that sort
+ * do; otherwise keep the journey's order. Asserts they fit; returns how many. */
+size_t sc_visible_steps(const char *number, json_t *journey, sc_date_fn date, bool sorted,
+                        struct sc_want *w, size_t cap);
+
+/* Assert res was found and has exactly n events (n visible steps). */
+void sc_assert_found(const char *number, json_t *journey, const struct track_result *res,
+                     size_t n);
+
+/* Expect event i of number to carry step's "expect" block: status, substatus,
+ * affects_status and customs. */
+void sc_expect_event(const char *number, size_t i, const struct track_event *ev, json_t *step);
+
+/* Expect ev's city, postal code and country to be step's. */
+void sc_expect_place(const struct track_event *ev, json_t *step);
+
 #endif
