@@ -1,6 +1,6 @@
 /*
- * cjson.c - typed access to optional JSON members for carrier drivers, with
- * "<carrier>: <where>.<key>: expected ..." messages (see cjson.h).
+ * cjson.c - loading carrier bodies and typed access to optional JSON members
+ * for carrier drivers, with messages that say where (see cjson.h).
  */
 #include "cjson.h"
 
@@ -60,4 +60,28 @@ enum st_err cj_opt_array(json_t *obj, const char *key, const char *carrier, cons
                          json_t **out, char *err, size_t errlen)
 {
     return opt_member(obj, key, carrier, where, is_array, "an array", out, err, errlen);
+}
+
+enum st_err cj_body_cap(const char *who, size_t len, size_t max, char *err, size_t errlen)
+{
+    if (len > max)
+        return st_fail(err, errlen, ST_PERMANENT, "%s: body of %zu bytes exceeds the %zu byte cap",
+                       who, len, max);
+    return ST_OK;
+}
+
+enum st_err cj_load_body(const char *who, long http_status, const char *body, size_t len,
+                         size_t flags, json_t **root, char *err, size_t errlen)
+{
+    json_error_t jerr;
+
+    *root = NULL;
+    if (body == NULL || len == 0)
+        return st_fail(err, errlen, ST_PERMANENT, "%s: HTTP %ld with an empty body", who,
+                       http_status);
+    *root = json_loadb(body, len, flags, &jerr);
+    if (*root == NULL)
+        return st_fail(err, errlen, ST_PERMANENT, "%s: body is not JSON (line %d, column %d: %s)",
+                       who, jerr.line, jerr.column, jerr.text);
+    return ST_OK;
 }

@@ -1,14 +1,15 @@
 /*
  * cjson.h - JSON access for carrier drivers, with messages that say where.
  *
- * Every driver reads optional members of a known type out of a carrier's
- * JSON body and, when a member has the wrong type, fails with
- * "<carrier>: <where>.<key>: expected a string" (or "an object", "an array").
- * These helpers are that one place; the wording is checked by the carrier
- * test suites and fixtures, so keep it stable.
+ * Every driver caps a carrier's body, refuses an empty one, loads it with
+ * jansson, then reads optional members of a known type out of it, failing
+ * with "<carrier>: <where>.<key>: expected a string" (or "an object", "an
+ * array") when a member has the wrong type. These helpers are that one place;
+ * the wording is checked by the carrier test suites and fixtures, so keep it
+ * stable.
  *
- * Ownership: values handed out are borrowed from obj (jansson's borrowed
- * references) and live as long as the document does.
+ * Ownership: cj_load_body hands the caller a document to json_decref; the
+ * cj_opt_* values are borrowed from obj and live as long as the document.
  */
 #ifndef ST_CJSON_H
 #define ST_CJSON_H
@@ -17,6 +18,17 @@
 #include <stddef.h>
 
 #include "err.h"
+
+/* Refuse a body longer than max bytes (ST_PERMANENT): "<who>: body of N bytes
+ * exceeds the M byte cap". who is the message prefix: "dhl", "fedex: token". */
+enum st_err cj_body_cap(const char *who, size_t len, size_t max, char *err, size_t errlen);
+
+/* Load body[0..len) with jansson `flags` into *root (a new reference the
+ * caller releases; NULL on failure). Fails (ST_PERMANENT) with "<who>: HTTP
+ * <http_status> with an empty body" or "<who>: body is not JSON (line L,
+ * column C: text)". */
+enum st_err cj_load_body(const char *who, long http_status, const char *body, size_t len,
+                         size_t flags, json_t **root, char *err, size_t errlen);
 
 /* Fetch optional string member key of obj into *out (NULL when absent or
  * JSON null). Fails (ST_PERMANENT) when it has another type, naming the place

@@ -383,7 +383,6 @@ static enum st_err dhl_parse_response(const struct carrier_ctx *ctx, long http_s
                                       size_t n, struct track_result *results, char *err,
                                       size_t errlen)
 {
-    json_error_t jerr;
     json_t *root;
     enum st_err rc;
     char local[256];
@@ -395,23 +394,14 @@ static enum st_err dhl_parse_response(const struct carrier_ctx *ctx, long http_s
     }
     if (n != 1)
         return st_fail(err, errlen, ST_PERMANENT, "dhl: one number per response, got %zu", n);
-    if (len > DHL_BODY_MAX) {
-        rc = st_fail(err, errlen, ST_PERMANENT, "dhl: body of %zu bytes exceeds the %u byte cap",
-                     len, DHL_BODY_MAX);
+    if ((rc = cj_body_cap("dhl", len, DHL_BODY_MAX, err, errlen)) != ST_OK) {
         carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (http_status != 200)
         return parse_status(http_status, body, len, results, n, err, errlen);
-    if (body == NULL || len == 0) {
-        rc = st_fail(err, errlen, ST_PERMANENT, "dhl: HTTP 200 with an empty body");
-        carrier_fail_all(results, n, rc, err);
-        return rc;
-    }
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        rc = st_fail(err, errlen, ST_PERMANENT, "dhl: body is not JSON (line %d, column %d: %s)",
-                     jerr.line, jerr.column, jerr.text);
+    if ((rc = cj_load_body("dhl", http_status, body, len, JSON_REJECT_DUPLICATES, &root, err,
+                           errlen)) != ST_OK) {
         carrier_fail_all(results, n, rc, err);
         return rc;
     }

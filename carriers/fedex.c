@@ -622,7 +622,6 @@ static enum st_err fedex_parse_response(const struct carrier_ctx *ctx, long http
                                         const char *const *numbers, size_t n,
                                         struct track_result *results, char *err, size_t errlen)
 {
-    json_error_t jerr;
     json_t *root;
     enum st_err rc;
     char local[256];
@@ -643,17 +642,12 @@ static enum st_err fedex_parse_response(const struct carrier_ctx *ctx, long http
     }
     for (size_t i = 0; i < n; i++)
         track_result_reset(&results[i]);
-    if (len > FEDEX_BODY_MAX)
-        rc = st_fail(err, errlen, ST_PERMANENT, "fedex: body of %zu bytes exceeds the %u byte "
-                     "cap", len, FEDEX_BODY_MAX);
+    if ((rc = cj_body_cap("fedex", len, FEDEX_BODY_MAX, err, errlen)) != ST_OK)
+        ; /* fail_all below */
     else if (http_status != 200)
         rc = status_error(http_status, body, len, "track", err, errlen);
-    else if (body == NULL || len == 0)
-        rc = st_fail(err, errlen, ST_PERMANENT, "fedex: HTTP 200 with an empty body");
-    else if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        rc = st_fail(err, errlen, ST_PERMANENT, "fedex: body is not JSON (line %d, column %d: "
-                     "%s)", jerr.line, jerr.column, jerr.text);
-    else {
+    else if ((rc = cj_load_body("fedex", http_status, body, len, JSON_REJECT_DUPLICATES, &root,
+                                err, errlen)) == ST_OK) {
         rc = parse_ok(root, numbers, n, results, err, errlen);
         json_decref(root);
     }
@@ -670,26 +664,21 @@ static enum st_err fedex_parse_response(const struct carrier_ctx *ctx, long http
 static enum st_err fedex_parse_token_response(long http_status, const char *body, size_t len,
                                               struct carrier_token *tok, char *err, size_t errlen)
 {
-    json_error_t jerr;
     json_t *root, *v;
     const char *type, *access;
     enum st_err rc = ST_OK;
 
     memset(tok, 0, sizeof(*tok));
-    if (len > FEDEX_BODY_MAX)
-        return st_fail(err, errlen, ST_PERMANENT, "fedex: token: body of %zu bytes exceeds the "
-                       "%u byte cap", len, FEDEX_BODY_MAX);
+    if ((rc = cj_body_cap("fedex: token", len, FEDEX_BODY_MAX, err, errlen)) != ST_OK)
+        return rc;
     if (http_status == 400) /* FedEx answers bad client credentials with 400 or 401 */
         return st_fail(err, errlen, ST_CONFIG, "fedex: token: FedEx refused the request "
                        "(HTTP 400): check client id and secret");
     if (http_status != 200)
         return status_error(http_status, body, len, "token", err, errlen);
-    if (body == NULL || len == 0)
-        return st_fail(err, errlen, ST_PERMANENT, "fedex: token: HTTP 200 with an empty body");
-    root = json_loadb(body, len, 0, &jerr);
-    if (root == NULL)
-        return st_fail(err, errlen, ST_PERMANENT, "fedex: token: body is not JSON (line %d, "
-                       "column %d: %s)", jerr.line, jerr.column, jerr.text);
+    if ((rc = cj_load_body("fedex: token", http_status, body, len, 0, &root, err, errlen)) !=
+        ST_OK)
+        return rc;
     if (!json_is_object(root)) {
         json_decref(root);
         return st_fail(err, errlen, ST_PERMANENT, "fedex: token: body: expected a JSON object");

@@ -611,7 +611,6 @@ static enum st_err lp_parse_response(const struct carrier_ctx *ctx, long http_st
                                      size_t n, struct track_result *results, char *err,
                                      size_t errlen)
 {
-    json_error_t jerr;
     json_t *root;
     enum st_err rc;
     char local[256];
@@ -624,25 +623,16 @@ static enum st_err lp_parse_response(const struct carrier_ctx *ctx, long http_st
     if (n == 0 || n > LP_BATCH_MAX)
         return st_fail(err, errlen, ST_PERMANENT, "laposte: 1 to %d numbers per response, got %zu",
                        LP_BATCH_MAX, n);
-    if (len > LP_BODY_MAX) {
-        rc = st_fail(err, errlen, ST_PERMANENT,
-                     "laposte: body of %zu bytes exceeds the %u byte cap", len, LP_BODY_MAX);
+    if ((rc = cj_body_cap("laposte", len, LP_BODY_MAX, err, errlen)) != ST_OK) {
         carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (http_status != 200 && http_status != 207)
         return parse_status(http_status, body, len, results, n, err, errlen);
-    if (body == NULL || len == 0) {
-        rc = st_fail(err, errlen, ST_PERMANENT, "laposte: HTTP %ld with an empty body",
-                     http_status);
-        carrier_fail_all(results, n, rc, err);
-        return rc;
-    }
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (root == NULL) {
-        rc = st_fail(err, errlen, ST_PERMANENT,
-                     "laposte: body is not JSON (line %d, column %d: %s)", jerr.line,
-                     jerr.column, jerr.text);
+    /* Any top-level value loads (JSON_DECODE_ANY); parse_items names a wrong one. */
+    if ((rc = cj_load_body("laposte", http_status, body, len,
+                           JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &root, err, errlen)) !=
+        ST_OK) {
         carrier_fail_all(results, n, rc, err);
         return rc;
     }

@@ -718,22 +718,15 @@ static enum st_err http_failure(long http_status, const char *body, size_t len, 
 static enum st_err load_body(long http_status, const char *body, size_t len, json_t **root,
                              char *err, size_t errlen)
 {
-    json_error_t jerr;
+    enum st_err rc;
 
     *root = NULL;
-    if (len > T17_BODY_MAX)
-        return st_fail(err, errlen, ST_PERMANENT,
-                       "track17: body of %zu bytes exceeds the %u byte cap", len, T17_BODY_MAX);
+    if ((rc = cj_body_cap("track17", len, T17_BODY_MAX, err, errlen)) != ST_OK)
+        return rc;
     if (http_status != 200)
         return http_failure(http_status, body, len, err, errlen);
-    if (body == NULL || len == 0)
-        return st_fail(err, errlen, ST_PERMANENT, "track17: HTTP 200 with an empty body");
-    *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (*root == NULL)
-        return st_fail(err, errlen, ST_PERMANENT,
-                       "track17: body is not JSON (line %d, column %d: %s)", jerr.line,
-                       jerr.column, jerr.text);
-    return ST_OK;
+    return cj_load_body("track17", http_status, body, len, JSON_REJECT_DUPLICATES, root, err,
+                        errlen);
 }
 
 /* Fill results from accepted[] and rejected[]. */

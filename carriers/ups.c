@@ -671,7 +671,6 @@ static enum st_err ups_parse_response(const struct carrier_ctx *ctx, long http_s
                                       size_t n, struct track_result *results, char *err,
                                       size_t errlen)
 {
-    json_error_t jerr;
     json_t *root;
     enum st_err rc;
     char local[256];
@@ -683,23 +682,14 @@ static enum st_err ups_parse_response(const struct carrier_ctx *ctx, long http_s
     }
     if (n != 1)
         return st_fail(err, errlen, ST_PERMANENT, "ups: one number per response, got %zu", n);
-    if (len > UPS_BODY_MAX) {
-        rc = st_fail(err, errlen, ST_PERMANENT, "ups: body of %zu bytes exceeds the %u byte cap",
-                     len, UPS_BODY_MAX);
+    if ((rc = cj_body_cap("ups", len, UPS_BODY_MAX, err, errlen)) != ST_OK) {
         carrier_fail_all(results, n, rc, err);
         return rc;
     }
     if (http_status != 200)
         return parse_status(http_status, body, len, results, n, err, errlen);
-    if (body == NULL || len == 0) {
-        rc = st_fail(err, errlen, ST_PERMANENT, "ups: HTTP 200 with an empty body");
-        carrier_fail_all(results, n, rc, err);
-        return rc;
-    }
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        rc = st_fail(err, errlen, ST_PERMANENT, "ups: body is not JSON (line %d, column %d: %s)",
-                     jerr.line, jerr.column, jerr.text);
+    if ((rc = cj_load_body("ups", http_status, body, len, JSON_REJECT_DUPLICATES, &root, err,
+                           errlen)) != ST_OK) {
         carrier_fail_all(results, n, rc, err);
         return rc;
     }
@@ -724,7 +714,6 @@ static enum st_err ups_parse_token_response(long http_status, const char *body, 
                                             struct carrier_token *tok, char *err, size_t errlen)
 {
     char detail[UPS_DETAIL_MAX], q[40];
-    json_error_t jerr;
     json_t *root, *at, *exp, *type;
     const char *s;
     enum st_err rc = ST_OK;
@@ -742,11 +731,9 @@ static enum st_err ups_parse_token_response(long http_status, const char *body, 
         return http_failure(http_status, "the token endpoint rejected the client id or secret",
                             detail, err, errlen);
     }
-    if (body == NULL || len == 0)
-        return st_fail(err, errlen, ST_PERMANENT, "ups: token: HTTP 200 with an empty body");
-    if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        return st_fail(err, errlen, ST_PERMANENT, "ups: token: body is not JSON (line %d, "
-                       "column %d: %s)", jerr.line, jerr.column, jerr.text);
+    if ((rc = cj_load_body("ups: token", http_status, body, len, JSON_REJECT_DUPLICATES, &root,
+                           err, errlen)) != ST_OK)
+        return rc;
     if (!json_is_object(root)) {
         rc = st_fail(err, errlen, ST_PERMANENT, "ups: token: body: expected a JSON object");
         goto out;
