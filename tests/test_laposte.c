@@ -378,16 +378,13 @@ static void compare(const char *number, json_t *journey, const struct track_resu
     bool used[64] = { false };
     size_t n_visible = 0, i;
 
-    cr_assert_eq(res->outcome, TRACK_FOUND, "%s: outcome %s (%s)", number,
-                 track_outcome_name(res->outcome), res->errmsg);
     json_array_foreach(steps, i, step)
         n_visible += json_is_true(json_object_get(step, "visible"));
-    cr_assert_eq(res->n_events, n_visible, "%s (%s): %zu events, %zu visible steps", number,
-                 sc_str(journey, "scenario"), res->n_events, n_visible);
+    sc_assert_found(number, journey, res, n_visible);
     cr_assert_lt(json_array_size(steps), sizeof(used) / sizeof(used[0]));
     for (size_t k = 0; k < res->n_events; k++) {
         const struct track_event *ev = &res->events[k];
-        json_t *s = NULL, *e, *wire;
+        json_t *s = NULL, *wire;
         const char *kind;
 
         if (k > 0)
@@ -405,7 +402,6 @@ static void compare(const char *number, json_t *journey, const struct track_resu
         }
         cr_assert_not_null(s, "%s event %zu (%s %s): no visible step at that instant", number, k,
                            ev->code, ev->description);
-        e = json_object_get(s, "expect");
         wire = json_object_get(s, "wire");
         kind = sc_str(s, "kind");
         cr_expect_eq(ev->offset_kind, OFFSET_CARRIER, "%s event %zu (%s)", number, k, kind);
@@ -413,14 +409,7 @@ static void compare(const char *number, json_t *journey, const struct track_resu
                      number, k, kind);
         cr_expect(ev->utc_offset_min == 60 || ev->utc_offset_min == 120, "%s: French offsets",
                   number);
-        cr_expect_str_eq(st_status_name(ev->status), sc_str(e, "status"), "%s event %zu (%s): %s",
-                         number, k, kind, ev->description);
-        cr_expect_str_eq(st_substatus_name(ev->substatus), sc_str(e, "substatus"),
-                         "%s event %zu (%s): %s", number, k, kind, ev->description);
-        cr_expect_eq(ev->affects_status, json_is_true(json_object_get(e, "affects_status")),
-                     "%s event %zu (%s)", number, k, kind);
-        cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
-                     "%s event %zu (%s): %s", number, k, kind, ev->description);
+        sc_expect_event(number, k, ev, s);
         cr_expect_str_eq(ev->description, sc_str(wire, french ? "label_fr" : "label_en"),
                          "%s event %zu (%s)", number, k, kind);
         if (ev->country[0] != '\0') /* filled only where La Poste's code makes it certain */
