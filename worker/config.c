@@ -62,7 +62,7 @@ const struct cfg_param config_params[] = {
       "lowest level written to stderr", O(log_level) },
     { "SHIPTRACK_LOG_FORMAT", CFG_ENUM, "text", 0, 0, "text|json", 0,
       "log line format: key=value text or one JSON object per line", O(log_format) },
-    { "SHIPTRACK_ROLES", CFG_LIST, "poller,relay,intake", 0, 0, "poller|relay|intake", 0,
+    { "SHIPTRACK_ROLES", CFG_LIST, "poller,relay,intake", 0, 0, "poller|relay|intake|notifier", 0,
       "roles `shiptrack run` starts (comma-separated; each runs in its own process); "
       "--roles overrides", O(roles) },
     { "SHIPTRACK_KAFKA_BROKERS", CFG_STRING, NULL, 0, 0, NULL, 0,
@@ -168,6 +168,42 @@ const struct cfg_param config_params[] = {
       O(sms_tls_verify) },
     { "SHIPTRACK_SMS_JSONL_FILE", CFG_STRING, "shiptrack-sms.jsonl", 0, 0, NULL, 0,
       "file that receives one JSON line per SMS when no provider is set", O(sms_jsonl_file) },
+    /* the notifier role (worker/notifier.c) */
+    { "SHIPTRACK_NOTIFY_MILESTONES", CFG_LIST,
+      "shipped,customs_held,customs_released,out_for_delivery,attempt_failed,"
+      "available_for_pickup,delivered,exception,returning", 0, 0,
+      "shipped|customs_processing|customs_held|customs_released|out_for_delivery|attempt_failed|"
+      "available_for_pickup|delivered|exception|returning", 0,
+      "milestones that notify recipients (the others are recorded as suppressed)",
+      O(notify_milestones) },
+    { "SHIPTRACK_QUIET_HOURS_SMS", CFG_STRING, "21:00-08:00", 0, 0, NULL, 0,
+      "SMS quiet hours in the recipient's time zone, HH:MM-HH:MM or off (deferred, never "
+      "dropped); a recipient's own quiet hours win", O(quiet_hours_sms) },
+    { "SHIPTRACK_QUIET_HOURS_EMAIL", CFG_STRING, "off", 0, 0, NULL, 0,
+      "email quiet hours, as SHIPTRACK_QUIET_HOURS_SMS", O(quiet_hours_email) },
+    { "SHIPTRACK_NOTIFY_MAX_PER_DAY", CFG_INT, "6", 1, 1000, NULL, 0,
+      "notifications sent per recipient and channel in any 24 hours; more are suppressed",
+      O(notify_max_per_day) },
+    { "SHIPTRACK_NOTIFY_MAX_ATTEMPTS", CFG_INT, "8", 1, 100, NULL, 0,
+      "send attempts of one notification before a temporary failure becomes permanent",
+      O(notify_max_attempts) },
+    { "SHIPTRACK_NOTIFY_RETRY_BASE", CFG_DURATION, "1m", 1 * MS_S, 1 * MS_H, NULL, 0,
+      "first retry delay after a temporary send failure (doubles per attempt, at most 6h)",
+      O(notify_retry_base_ms) },
+    { "SHIPTRACK_NOTIFY_PASS_INTERVAL", CFG_DURATION, "30s", 100, 1 * MS_H, NULL, 0,
+      "how often the notifier sends deferred notifications whose window opened and retries "
+      "failed ones", O(notify_pass_ms) },
+    { "SHIPTRACK_SHOP_NAME", CFG_STRING, "shiptrack", 0, 0, NULL, 0,
+      "shop name shown in notifications", O(shop_name) },
+    { "SHIPTRACK_PUBLIC_URL", CFG_URL, NULL, 0, 0, NULL, 0,
+      "public https base URL of the tracking pages (/t/...) and one-click unsubscribe "
+      "(/unsubscribe?...); required by the notifier", O(public_url) },
+    { "SHIPTRACK_UNSUBSCRIBE_SECRET", CFG_STRING, NULL, 0, 0, NULL, CFG_SECRET,
+      "key of the HMAC-SHA256 that signs unsubscribe links; required by the notifier",
+      O(unsubscribe_secret) },
+    { "SHIPTRACK_CLOCK_OFFSET", CFG_DURATION, "0", 0, 3650 * MS_D, NULL, 0,
+      "added to the notifier's clock (quiet hours, deferral, caps, retries): for tests and "
+      "demos only", O(clock_offset_ms) },
 };
 
 const size_t config_params_count = sizeof(config_params) / sizeof(config_params[0]);

@@ -106,8 +106,20 @@ struct st_config {
     long long sms_timeout_ms;
     char *sms_tls_verify;           /* on|off */
     char *sms_jsonl_file;           /* JSON lines when no provider */
+    /* notifier role (worker/notifier.c) */
+    char *notify_milestones;        /* enabled milestones, comma-separated */
+    char *quiet_hours_sms;          /* "HH:MM-HH:MM" or "off" */
+    char *quiet_hours_email;
+    long long notify_max_per_day;   /* per recipient and channel, rolling 24 h */
+    long long notify_max_attempts;  /* send attempts before failed_permanent */
+    long long notify_retry_base_ms; /* first retry delay, doubled per attempt */
+    long long notify_pass_ms;       /* deferred/retry pass interval */
+    char *shop_name;
+    char *public_url;               /* https base of tracking and unsubscribe links */
+    char *unsubscribe_secret;       /* secret: HMAC key of unsubscribe tokens */
+    long long clock_offset_ms;      /* added to the notifier's clock (tests, demo) */
     /* where each value came from, parallel to config_params[]: 0 default, 1 env, 2 file */
-    unsigned char source[96];
+    unsigned char source[128];
 };
 
 extern const struct cfg_param config_params[];
