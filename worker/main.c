@@ -27,6 +27,7 @@
 #include "poller.h"
 #include "relay.h"
 #include "intake.h"
+#include "notifier.h"
 #include "kafka.h"
 #include "register.h"
 #include "templates.h"
@@ -48,7 +49,7 @@ static const struct {
     const char *help;
 } commands[] = {
     { "run", "[--roles LIST] [--until-idle]",
-      "run worker roles until SIGTERM (roles: poller, relay, intake; all)" },
+      "run worker roles until SIGTERM (roles: poller, relay, intake, notifier; all)" },
     { "kafka-mock", "[--brokers N]", "run a mock Kafka cluster for tests; prints its bootstrap servers" },
     { "migrate", "", "apply database migrations (safe to run concurrently and repeatedly)" },
     { "register", "--carrier C --tracking N [--email E] [--phone P] [--locale L]\n"
@@ -510,6 +511,14 @@ static int role_intake(struct st_config *cfg, const char *brokers, bool until_id
     return intake_run(cfg, &o, &t);
 }
 
+static int role_notifier(struct st_config *cfg, const char *brokers, bool until_idle)
+{
+    struct notifier_opts o = { &running, brokers, until_idle ? 5000 : 0, false };
+    struct notifier_totals t;
+
+    return notifier_run(cfg, &o, &t);
+}
+
 static const struct {
     const char *name;
     int (*run)(struct st_config *cfg, const char *brokers, bool until_idle);
@@ -518,6 +527,7 @@ static const struct {
     { "poller", role_poller, false },
     { "relay", role_relay, true },
     { "intake", role_intake, true },
+    { "notifier", role_notifier, true },
 };
 
 #define N_ROLES (sizeof(roles) / sizeof(roles[0]))
@@ -621,7 +631,7 @@ static int cmd_run(struct st_config *cfg, int argc, char **argv)
                 if (strlen(roles[i].name) == len && strncmp(roles[i].name, p, len) == 0)
                     break;
             if (i == N_ROLES)
-                return usage_error("--roles: \"%s\" is not a role (known: poller, relay, intake, all)",
+                return usage_error("--roles: \"%s\" is not a role (known: poller, relay, intake, notifier, all)",
                                    list);
             want[i] = true;
             p += len;
