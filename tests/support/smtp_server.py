@@ -13,6 +13,7 @@ Faults are chosen by the recipient's local part, so one server serves every
 case:
   tempfail@...    451 4.3.0 at RCPT TO      reject@...      550 5.1.1 at RCPT TO
   datafail@...    451 4.3.0 after DATA      datareject@...  554 5.6.0 after DATA
+  flaky@...       451 4.3.0 at RCPT TO the first time, accepted afterwards
 
 Options:
   --dir DIR             where to save messages (required)
@@ -49,6 +50,7 @@ class Handler:
         self.conns = {}
         self.drop_after = drop_after
         self.accepted = {}
+        self.flaked = set()
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.drop_after and self.accepted.get(id(session), 0) >= self.drop_after:
@@ -70,6 +72,9 @@ class Handler:
         fault = FAULTS.get(("rcpt", local))
         if fault:
             return fault
+        if local == "flaky" and address.lower() not in self.flaked:
+            self.flaked.add(address.lower())
+            return FAULTS[("rcpt", "tempfail")]
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 

@@ -1,0 +1,611 @@
+/*
+ * test_notifier.c - the notifier's decisions against a real PostgreSQL (one
+ * database per test), with email going to .eml files or to a real SMTP
+ * server on loopback (tests/support/smtp_server.py) and SMS to JSON lines:
+ * enabled/disabled milestones, consent, duplicates, superseded milestones,
+ * quiet hours with a controllable clock, the frequency cap, SMTP 451 then
+ * success, 550, and header injection through data. The end-to-end test runs
+ * the simulator, the poller, the relay to the mock Kafka cluster and the
+ * notifier against the SMTP server.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "kafka.h"
+#include "log.h"
+#include "notifier.h"
+#include "poller.h"
+#include "relay.h"
+#include "testdb.h"
+#include "testutil.h"
+
+static struct testdb db;
+static char tmp[64];            /* per-test directory: .eml files, sms.jsonl */
+static time_t fake_now;         /* the notifier clock in these tests */
+
+static time_t test_clock(void)
+{
+    return fake_now;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    char path[128];
+
+    log_setup("error", "text", NULL);
+    signal(SIGPIPE, SIG_IGN);
+    tdb_create(&db, true);
+    snprintf(tmp, sizeof(tmp), "/tmp/st-notify-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp));
+    snprintf(path, sizeof(path), "%s/mail", tmp);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    setenv("SHIPTRACK_DATABASE_URL", db.url, 1);
+    setenv("SHIPTRACK_EML_DIR", path, 1);
+    snprintf(path, sizeof(path), "%s/sms.jsonl", tmp);
+    setenv("SHIPTRACK_SMS_JSONL_FILE", path, 1);
+    setenv("SHIPTRACK_TEMPLATES_DIR", ST_SOURCE_DIR "/templates", 1);
+    setenv("SHIPTRACK_PUBLIC_URL", "https://track.shop.test", 1);
+    setenv("SHIPTRACK_UNSUBSCRIBE_SECRET", "test-secret-0123456789", 1);
+    setenv("SHIPTRACK_SMTP_FROM", "Shop <notify@shop.test>", 1);
+    unsetenv("SHIPTRACK_SMTP_HOST");
+    setenv("SHIPTRACK_KAFKA_SESSION_TIMEOUT_MS", "6000", 1);
+    /* 2026-11-20 12:00:00 UTC: daytime in Europe */
+    fake_now = 1795176000;
+    notifier_clock = test_clock;
+}
+
+static void teardown(void)
+{
+    tdb_drop(&db);
+    nftw(tmp, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(notifier, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ---- helpers ---- */
+
+struct fixture {
+    struct st_config cfg;
+    struct notifier *n;
+};
+
+static void open_notifier(struct fixture *f)
+{
+    char err[512];
+
+    cr_assert_eq(config_load(&f->cfg, err, sizeof(err)), ST_OK, "%s", err);
+    cr_assert_eq(notifier_new(&f->cfg, db.conn, NULL, &f->n, err, sizeof(err)), ST_OK, "%s",
+                 err);
+}
+
+static void close_notifier(struct fixture *f)
+{
+    notifier_free(f->n);
+    config_free(&f->cfg);
+}
+
+/* A recipient (email and/or phone may be NULL) with a shipment in status;
+ * returns the shipment id. */
+static long long shipment(const char *email, const char *phone, const char *locale,
+                          const char *tz, const char *status, const char *substatus,
+                          const char *order_ref)
+{
+    const char *p[8] = { email, phone, locale, tz, status, substatus, order_ref, NULL };
+    PGresult *res;
+    long long id;
+    static int seq;
+    char number[32];
+
+    snprintf(number, sizeof(number), "JD0146000062812%05d", ++seq);
+    p[7] = number;
+    res = PQexecParams(db.conn,
+                       "WITH r AS (INSERT INTO recipients (email, phone, locale, time_zone)"
+                       "           VALUES ($1, $2, $3, $4) RETURNING id),"
+                       " pr AS (INSERT INTO preferences (recipient_id, channel)"
+                       "        SELECT r.id, c FROM r, unnest(ARRAY['email', 'sms']) c)"
+                       " INSERT INTO shipments (carrier, tracking_number, order_ref, recipient_id,"
+                       "   status, substatus) SELECT 'dhl', $8, $7, r.id, $5, $6 FROM r"
+                       " RETURNING id",
+                       8, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(db.conn));
+    id = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return id;
+}
+
+/* Another shipment of the same recipient as shipment `of`. */
+static long long sibling(long long of)
+{
+    char sql[512];
+    static int seq;
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO shipments (carrier, tracking_number, order_ref, recipient_id, status,"
+             " substatus) SELECT 'dhl', 'SIB%07d', 'ORD-S', recipient_id, 'in_transit',"
+             " 'picked_up' FROM shipments WHERE id = %lld RETURNING id",
+             ++seq, of);
+    return tdb_count(db.conn, sql);
+}
+
+/* A status_changed event as the relay publishes it. */
+static enum st_err event(struct notifier *n, long long sid, const char *from, const char *to,
+                         const char *to_sub)
+{
+    char json[1024], err[512];
+    enum st_err rc;
+
+    snprintf(json, sizeof(json),
+             "{\"type\":\"status_changed\",\"event_id\":\"%08llx-0000-4000-8000-%012lx\","
+             "\"shipment_id\":%lld,\"carrier\":\"dhl\",\"tracking_number\":\"X\","
+             "\"from\":{\"status\":\"%s\",\"substatus\":\"none\"},"
+             "\"to\":{\"status\":\"%s\",\"substatus\":\"%s\"},"
+             "\"event\":{\"occurred_at\":\"2026-11-20T10:00:00Z\",\"occurred_local\":"
+             "\"2026-11-20T11:00:00\",\"offset_kind\":\"carrier\",\"customs\":false,"
+             "\"code\":\"x\",\"description\":\"x\",\"location\":{\"city\":\"Leipzig\","
+             "\"postal_code\":\"\",\"country\":\"DE\"}}}",
+             sid, (long)random(), sid, from, to, to_sub);
+    rc = notifier_handle(n, json, strlen(json), err, sizeof(err));
+    cr_assert_eq(rc, ST_OK, "handle: %s", err);
+    return rc;
+}
+
+/* status of the (shipment, milestone, channel) row, "" when none; reason into r. */
+static char *row(long long sid, const char *milestone, const char *channel, char **reason)
+{
+    char sql[256];
+    char *s;
+
+    snprintf(sql, sizeof(sql),
+             "SELECT status FROM notifications WHERE shipment_id = %lld AND milestone = '%s'"
+             " AND channel = '%s'", sid, milestone, channel);
+    s = tdb_scalar(db.conn, sql);
+    if (reason != NULL) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT reason FROM notifications WHERE shipment_id = %lld AND milestone = '%s'"
+                 " AND channel = '%s'", sid, milestone, channel);
+        *reason = tdb_scalar(db.conn, sql);
+    }
+    return s != NULL ? s : strdup("");
+}
+
+static void expect_row(long long sid, const char *milestone, const char *channel,
+                       const char *status, const char *reason)
+{
+    char *r = NULL, *s = row(sid, milestone, channel, &r);
+
+    cr_expect_str_eq(s, status, "%s/%s: status %s, want %s (reason %s)", milestone, channel, s,
+                     status, r ? r : "-");
+    if (reason != NULL)
+        cr_expect(r != NULL && strstr(r, reason) != NULL, "%s/%s: reason %s, want %s",
+                  milestone, channel, r ? r : "(null)", reason);
+    free(s);
+    free(r);
+}
+
+static int count_files(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name), sl = strlen(suffix);
+
+        n += len > sl && strcmp(e->d_name + len - sl, suffix) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static int emails(void)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "%s/mail", tmp);
+    return count_files(path, ".eml");
+}
+
+static int sms_lines(void)
+{
+    char path[128], line[4096];
+    FILE *f;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/sms.jsonl", tmp);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        n++;
+    fclose(f);
+    return n;
+}
+
+/* ---- a real SMTP server ---- */
+
+struct smtpd {
+    pid_t pid;
+    int in_fd, port;
+    char dir[96];
+};
+
+static void smtpd_start(struct smtpd *s)
+{
+    char script[512], line[64] = "";
+    int in[2], out[2];
+    struct pollfd pfd;
+    size_t n = 0;
+
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "%s/smtpd", tmp);
+    cr_assert_eq(mkdir(s->dir, 0700), 0);
+    snprintf(script, sizeof(script), "%s/tests/support/smtp_server.py", ST_SOURCE_DIR);
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(out), 0);
+    s->pid = fork();
+    cr_assert_geq(s->pid, 0);
+    if (s->pid == 0) {
+        char *argv[] = { (char *)"/usr/bin/python3", script, (char *)"--dir", s->dir, NULL };
+
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    s->in_fd = in[1];
+    pfd.fd = out[0];
+    pfd.events = POLLIN;
+    while (n + 1 < sizeof(line) && strchr(line, '\n') == NULL) {
+        ssize_t r;
+
+        cr_assert_gt(poll(&pfd, 1, 15000), 0, "SMTP server did not start");
+        r = read(out[0], line + n, sizeof(line) - 1 - n);
+        cr_assert_gt(r, 0, "SMTP server exited (is python3-aiosmtpd installed?)");
+        n += (size_t)r;
+        line[n] = '\0';
+    }
+    close(out[0]);
+    cr_assert_eq(sscanf(line, "PORT %d", &s->port), 1, "unexpected line: %s", line);
+    snprintf(line, sizeof(line), "%d", s->port);
+    setenv("SHIPTRACK_SMTP_HOST", "127.0.0.1", 1);
+    setenv("SHIPTRACK_SMTP_PORT", line, 1);
+    setenv("SHIPTRACK_SMTP_STARTTLS", "off", 1);
+    setenv("SHIPTRACK_SMTP_TIMEOUT", "5s", 1);
+}
+
+static void smtpd_stop(struct smtpd *s)
+{
+    int status;
+
+    close(s->in_fd);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+            return;
+        usleep(50000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &status, 0);
+}
+
+/* ---- milestone mapping ---- */
+
+Test(notifier, maps_status_changes_to_milestones)
+{
+    static const char *const cases[][5] = {
+        { "info_received", "label_created", "in_transit", "picked_up", "shipped" },
+        { "pending", "none", "in_transit", "departed_facility", "shipped" },
+        { "in_transit", "arrived_facility", "in_transit", "departed_facility", NULL },
+        { "in_transit", "arrived_destination_country", "in_transit", "customs_processing",
+          "customs_processing" },
+        { "in_transit", "customs_processing", "held", "customs_duties_due", "customs_held" },
+        { "held", "customs_duties_due", "in_transit", "customs_released", "customs_released" },
+        { "held", "address_issue", "held", "recipient_unavailable", NULL },
+        { "in_transit", "none", "out_for_delivery", "out_for_delivery", "out_for_delivery" },
+        { "out_for_delivery", "none", "attempt_failed", "recipient_unavailable",
+          "attempt_failed" },
+        { "in_transit", "none", "available_for_pickup", "at_pickup_point",
+          "available_for_pickup" },
+        { "out_for_delivery", "none", "delivered", "signed", "delivered" },
+        { "in_transit", "none", "exception", "damaged", "exception" },
+        { "exception", "none", "returning", "return_to_sender", "returning" },
+        { "returning", "none", "returned", "returned_to_sender", NULL },
+        { "in_transit", "none", "cancelled", "none", NULL },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *m = notifier_milestone(cases[i][0], cases[i][1], cases[i][2], cases[i][3]);
+
+        if (cases[i][4] == NULL)
+            cr_expect_null(m, "%s -> %s/%s gave %s", cases[i][0], cases[i][2], cases[i][3], m);
+        else
+            cr_expect(m != NULL && strcmp(m, cases[i][4]) == 0, "%s -> %s/%s gave %s, want %s",
+                      cases[i][0], cases[i][2], cases[i][3], m ? m : "(none)", cases[i][4]);
+    }
+}
+
+/* ---- decisions ---- */
+
+Test(notifier, enabled_milestone_is_sent_and_disabled_one_is_recorded)
+{
+    struct fixture f;
+    long long sid = shipment("ana@example.com", NULL, "de", "Europe/Berlin", "in_transit",
+                             "customs_processing", "ORD-1");
+
+    open_notifier(&f);
+    event(f.n, sid, "pending", "in_transit", "picked_up");
+    expect_row(sid, "shipped", "email", "sent", NULL);
+    /* customs_processing is off by default */
+    event(f.n, sid, "in_transit", "in_transit", "customs_processing");
+    expect_row(sid, "customs_processing", "email", "suppressed", "milestone_disabled");
+    cr_expect_eq(emails(), 1);
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM notifications WHERE channel = 'sms'"),
+                 0, "no phone, no SMS row");
+    close_notifier(&f);
+    /* and turned on by configuration */
+    setenv("SHIPTRACK_NOTIFY_MILESTONES", "customs_processing", 1);
+    open_notifier(&f);
+    sid = shipment("ana@example.com", NULL, "de", "Europe/Berlin", "in_transit",
+                   "customs_processing", "ORD-2");
+    event(f.n, sid, "in_transit", "in_transit", "customs_processing");
+    expect_row(sid, "customs_processing", "email", "sent", NULL);
+    event(f.n, sid, "pending", "in_transit", "picked_up");
+    expect_row(sid, "shipped", "email", "suppressed", "milestone_disabled");
+    cr_expect_eq(emails(), 2);
+    close_notifier(&f);
+}
+
+Test(notifier, no_consent_or_opted_out_is_suppressed)
+{
+    struct fixture f;
+    long long sid = shipment("ana@example.com", "+4915730123456", "en", "UTC", "in_transit",
+                             "picked_up", "ORD-1");
+    char sql[256];
+
+    snprintf(sql, sizeof(sql),
+             "UPDATE preferences SET consent = false WHERE channel = 'email' AND recipient_id ="
+             " (SELECT recipient_id FROM shipments WHERE id = %lld)", sid);
+    tdb_exec(db.conn, sql);
+    snprintf(sql, sizeof(sql),
+             "UPDATE preferences SET opted_out_at = now() WHERE channel = 'sms' AND recipient_id"
+             " = (SELECT recipient_id FROM shipments WHERE id = %lld)", sid);
+    tdb_exec(db.conn, sql);
+    open_notifier(&f);
+    event(f.n, sid, "pending", "in_transit", "picked_up");
+    expect_row(sid, "shipped", "email", "suppressed", "no_consent");
+    expect_row(sid, "shipped", "sms", "suppressed", "opted_out");
+    cr_expect_eq(emails(), 0);
+    cr_expect_eq(sms_lines(), 0);
+    close_notifier(&f);
+}
+
+Test(notifier, duplicate_event_sends_once)
+{
+    struct fixture f;
+    long long sid = shipment("ana@example.com", "+4915730123456", "fr", "Europe/Paris",
+                             "in_transit", "picked_up", "ORD-1");
+
+    open_notifier(&f);
+    for (int i = 0; i < 3; i++)
+        event(f.n, sid, "info_received", "in_transit", "picked_up");
+    expect_row(sid, "shipped", "email", "sent", NULL);
+    expect_row(sid, "shipped", "sms", "sent", NULL);
+    cr_expect_eq(emails(), 1);
+    cr_expect_eq(sms_lines(), 1);
+    cr_expect_eq(notifier_get_totals(f.n)->duplicates, 4);
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM notifications"), 2);
+    close_notifier(&f);
+}
+
+Test(notifier, superseded_milestone_is_suppressed)
+{
+    struct fixture f;
+    long long sid = shipment("ana@example.com", NULL, "en", "UTC", "delivered", "signed",
+                             "ORD-1");
+
+    open_notifier(&f);
+    /* the out_for_delivery event is read after the shipment was delivered */
+    event(f.n, sid, "in_transit", "out_for_delivery", "out_for_delivery");
+    expect_row(sid, "out_for_delivery", "email", "suppressed", "superseded");
+    event(f.n, sid, "out_for_delivery", "delivered", "signed");
+    expect_row(sid, "delivered", "email", "sent", NULL);
+    cr_expect_eq(emails(), 1);
+    close_notifier(&f);
+}
+
+Test(notifier, quiet_hours_defer_then_release)
+{
+    struct fixture f;
+    long long sid = shipment(NULL, "+4915730123456", "de", "Europe/Berlin", "out_for_delivery",
+                             "out_for_delivery", "ORD-1");
+    int handled = -1;
+    char err[512], *until;
+
+    /* 2026-11-20 21:30 UTC = 22:30 in Berlin: inside 21:00-08:00 */
+    fake_now = 1795210200;
+    open_notifier(&f);
+    event(f.n, sid, "in_transit", "out_for_delivery", "out_for_delivery");
+    expect_row(sid, "out_for_delivery", "sms", "deferred", "quiet_hours");
+    until = tdb_scalar(db.conn, "SELECT extract(epoch FROM deferred_until)::bigint::text"
+                                " FROM notifications");
+    /* 08:00 in Berlin = 07:00 UTC next day */
+    cr_expect_str_eq(until, "1795244400");
+    free(until);
+    cr_expect_eq(sms_lines(), 0);
+    /* still night: nothing */
+    fake_now = 1795244400 - 60;
+    cr_assert_eq(notifier_pass(f.n, &handled, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(handled, 0);
+    cr_expect_eq(sms_lines(), 0);
+    /* the window opened */
+    fake_now = 1795244400 + 60;
+    cr_assert_eq(notifier_pass(f.n, &handled, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(handled, 1);
+    expect_row(sid, "out_for_delivery", "sms", "sent", NULL);
+    cr_expect_eq(sms_lines(), 1);
+    /* email has no quiet hours by default, and the clock offset moves the clock */
+    close_notifier(&f);
+}
+
+Test(notifier, deferred_then_superseded_at_release)
+{
+    struct fixture f;
+    long long sid = shipment(NULL, "+4915730123456", "en", "Europe/London", "out_for_delivery",
+                             "out_for_delivery", "ORD-1");
+    int handled;
+    char err[512], sql[128];
+
+    fake_now = 1795210200; /* 21:30 in London */
+    open_notifier(&f);
+    event(f.n, sid, "in_transit", "out_for_delivery", "out_for_delivery");
+    expect_row(sid, "out_for_delivery", "sms", "deferred", "quiet_hours");
+    snprintf(sql, sizeof(sql), "UPDATE shipments SET status = 'delivered' WHERE id = %lld", sid);
+    tdb_exec(db.conn, sql);
+    fake_now += 12 * 3600;
+    cr_assert_eq(notifier_pass(f.n, &handled, err, sizeof(err)), ST_OK, "%s", err);
+    expect_row(sid, "out_for_delivery", "sms", "suppressed", "superseded");
+    cr_expect_eq(sms_lines(), 0);
+    close_notifier(&f);
+}
+
+Test(notifier, frequency_cap_suppresses_with_reason)
+{
+    struct fixture f;
+    long long a = shipment("ana@example.com", NULL, "en", "UTC", "in_transit", "picked_up",
+                           "ORD-1");
+    long long b = sibling(a), c = sibling(a);
+
+    setenv("SHIPTRACK_NOTIFY_MAX_PER_DAY", "2", 1);
+    open_notifier(&f);
+    event(f.n, a, "pending", "in_transit", "picked_up");
+    event(f.n, b, "pending", "in_transit", "picked_up");
+    event(f.n, c, "pending", "in_transit", "picked_up");
+    expect_row(a, "shipped", "email", "sent", NULL);
+    expect_row(b, "shipped", "email", "sent", NULL);
+    expect_row(c, "shipped", "email", "suppressed", "frequency_cap");
+    cr_expect_eq(emails(), 2);
+    close_notifier(&f);
+}
+
+Test(notifier, smtp_451_is_retried_then_sent)
+{
+    struct fixture f;
+    struct smtpd s;
+    long long sid;
+    int handled;
+    char err[512], *attempts;
+
+    smtpd_start(&s);
+    setenv("SHIPTRACK_NOTIFY_RETRY_BASE", "60s", 1);
+    sid = shipment("flaky@example.com", NULL, "en", "UTC", "in_transit", "picked_up", "ORD-1");
+    open_notifier(&f);
+    event(f.n, sid, "pending", "in_transit", "picked_up");
+    expect_row(sid, "shipped", "email", "failed_temporary", "451");
+    cr_expect_eq(count_files(s.dir, ".eml"), 0);
+    /* not due yet */
+    fake_now += 30;
+    cr_assert_eq(notifier_pass(f.n, &handled, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(handled, 0);
+    fake_now += 31;
+    cr_assert_eq(notifier_pass(f.n, &handled, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(handled, 1);
+    expect_row(sid, "shipped", "email", "sent", NULL);
+    cr_expect_eq(count_files(s.dir, ".eml"), 1);
+    attempts = tdb_scalar(db.conn, "SELECT attempts::text FROM notifications");
+    cr_expect_str_eq(attempts, "2");
+    free(attempts);
+    close_notifier(&f);
+    smtpd_stop(&s);
+}
+
+Test(notifier, smtp_550_is_permanent)
+{
+    struct fixture f;
+    struct smtpd s;
+    long long sid;
+    int handled;
+    char err[512];
+
+    smtpd_start(&s);
+    sid = shipment("reject@example.com", NULL, "en", "UTC", "in_transit", "picked_up",
+                   "ORD-1");
+    open_notifier(&f);
+    event(f.n, sid, "pending", "in_transit", "picked_up");
+    expect_row(sid, "shipped", "email", "failed_permanent", "550");
+    fake_now += 86400;
+    cr_assert_eq(notifier_pass(f.n, &handled, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(handled, 0, "a permanent failure is never retried");
+    cr_expect_eq(count_files(s.dir, ".eml"), 0);
+    close_notifier(&f);
+    smtpd_stop(&s);
+}
+
+Test(notifier, header_injection_through_data_is_refused)
+{
+    struct fixture f;
+    long long sid = shipment("ana@example.com", NULL, "en", "UTC", "in_transit", "picked_up",
+                             "ORD-1\r\nBcc: victim@evil.example");
+
+    open_notifier(&f);
+    event(f.n, sid, "pending", "in_transit", "picked_up");
+    expect_row(sid, "shipped", "email", "failed_permanent", NULL);
+    cr_expect_eq(emails(), 0);
+    close_notifier(&f);
+}
+
+Test(notifier, unsubscribe_url_is_signed)
+{
+    struct st_config cfg;
+    char err[256], a[512], b[512];
+
+    cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
+    cr_assert(notifier_unsubscribe_url(&cfg, 42, "email", a, sizeof(a)));
+    cr_expect(strncmp(a, "https://track.shop.test/unsubscribe?r=42&c=email&t=", 51) == 0, "%s",
+              a);
+    cr_expect_eq(strlen(a), 51 + 64);
+    cr_assert(notifier_unsubscribe_url(&cfg, 43, "email", b, sizeof(b)));
+    cr_expect_str_neq(a + 51, b + 51);
+    config_free(&cfg);
+}
+
+Test(notifier, refuses_to_start_without_public_url_or_secret)
+{
+    struct st_config cfg;
+    struct notifier *n = NULL;
+    char err[256];
+
+    unsetenv("SHIPTRACK_UNSUBSCRIBE_SECRET");
+    cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(notifier_new(&cfg, db.conn, NULL, &n, err, sizeof(err)), ST_CONFIG);
+    cr_expect(strstr(err, "SHIPTRACK_UNSUBSCRIBE_SECRET") != NULL, "%s", err);
+    config_free(&cfg);
+    setenv("SHIPTRACK_UNSUBSCRIBE_SECRET", "test-secret-0123456789", 1);
+    setenv("SHIPTRACK_QUIET_HOURS_SMS", "21-8", 1);
+    cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(notifier_new(&cfg, db.conn, NULL, &n, err, sizeof(err)), ST_CONFIG);
+    cr_expect(strstr(err, "SHIPTRACK_QUIET_HOURS_SMS") != NULL, "%s", err);
+    config_free(&cfg);
+}
