@@ -867,29 +867,6 @@ static enum st_err fedex_build_request(const struct carrier_ctx *ctx, const char
     return rc;
 }
 
-/* Append s form-encoded (RFC 3986 unreserved kept) to out[cap] at *o. */
-static bool form_encode(char *out, size_t cap, size_t *o, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        bool plain = isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~';
-        size_t need = plain ? 1 : 3;
-
-        if (*o + need >= cap)
-            return false;
-        if (plain)
-            out[(*o)++] = (char)*p;
-        else {
-            out[(*o)++] = '%';
-            out[(*o)++] = hex[*p >> 4];
-            out[(*o)++] = hex[*p & 0x0F];
-        }
-    }
-    out[*o] = '\0';
-    return true;
-}
-
 /* carrier_ops.build_token_request for FedEx: POST {base}/oauth/token, form
  * grant_type=client_credentials&client_id=..&client_secret=.. */
 static enum st_err fedex_build_token_request(const struct carrier_ctx *ctx,
@@ -909,12 +886,12 @@ static enum st_err fedex_build_token_request(const struct carrier_ctx *ctx,
         return st_fail(err, errlen, ST_CONFIG, "fedex: client id or secret holds control "
                        "characters");
     memcpy(body, grant, sizeof(grant));
-    if (!form_encode(body, sizeof(body), &o, ctx->client_id) ||
+    if (!carrier_url_encode(body, sizeof(body), &o, ctx->client_id) ||
         o + sizeof("&client_secret=") >= sizeof(body))
         return st_fail(err, errlen, ST_CONFIG, "fedex: client credentials too long");
     memcpy(body + o, "&client_secret=", sizeof("&client_secret="));
     o += sizeof("&client_secret=") - 1;
-    if (!form_encode(body, sizeof(body), &o, ctx->client_secret))
+    if (!carrier_url_encode(body, sizeof(body), &o, ctx->client_secret))
         return st_fail(err, errlen, ST_CONFIG, "fedex: client credentials too long");
     if ((rc = set_url(ctx, "/oauth/token", req, err, errlen)) != ST_OK)
         return rc;
