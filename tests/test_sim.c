@@ -72,20 +72,18 @@ static void stop(void)
 
 /* How DHL dates a step: a timestamp with an offset is the carrier's; a local
  * one takes the zone the country and postal code give, else stays local time. */
-static void date_step(const char *number, size_t index, struct sc_want *w)
+static enum offset_kind kind_of(const char *number, size_t index, json_t *step)
 {
-    json_t *wire = json_object_get(w->step, "wire");
-    const char *cc = sc_str(w->step, "country");
-    bool local = strcmp(sc_str(wire, "timestamp_style"), "local") == 0;
+    json_t *wire = json_object_get(step, "wire");
+    const char *cc = sc_str(step, "country");
 
     (void)number;
     (void)index;
-    if (local && geo_zone(cc, geo_region_from_postal(cc, sc_str(w->step, "postal_code"))) == NULL)
-        w->kind = OFFSET_UNKNOWN;
-    else
-        w->kind = local ? OFFSET_DERIVED : OFFSET_CARRIER;
-    w->at = w->kind == OFFSET_UNKNOWN ? sc_utc_of(sc_str(w->step, "local"))
-                                      : sc_utc_of(sc_str(w->step, "at"));
+    if (strcmp(sc_str(wire, "timestamp_style"), "local") != 0)
+        return OFFSET_CARRIER;
+    return geo_zone(cc, geo_region_from_postal(cc, sc_str(step, "postal_code"))) != NULL
+               ? OFFSET_DERIVED
+               : OFFSET_UNKNOWN;
 }
 
 /* Compare a parsed result with the journey's visible steps (the driver sorts
@@ -93,17 +91,14 @@ static void date_step(const char *number, size_t index, struct sc_want *w)
 static void compare(const char *number, json_t *journey, const struct track_result *res)
 {
     struct sc_want w[64];
-    size_t n = sc_visible_steps(number, journey, date_step, true, w, sizeof(w) / sizeof(w[0]));
+    size_t n = sc_visible_steps(number, journey, kind_of, true, w, sizeof(w) / sizeof(w[0]));
 
     sc_assert_found(number, journey, res, n);
     for (size_t i = 0; i < n; i++) {
         const struct track_event *ev = &res->events[i];
         json_t *s = w[i].step, *wire = json_object_get(s, "wire");
-        const char *kind = sc_str(s, "kind");
 
-        cr_expect_eq(ev->occurred_at, w[i].at, "%s event %zu (%s): occurred_at %ld, want %ld",
-                     number, i, kind, (long)ev->occurred_at, (long)w[i].at);
-        cr_expect_eq(ev->offset_kind, w[i].kind, "%s event %zu (%s)", number, i, kind);
+        sc_expect_when(number, i, ev, &w[i]);
         /* the local text for local timestamps; the offset where it was derived */
         if (w[i].kind != OFFSET_CARRIER)
             cr_expect_str_eq(ev->occurred_local, sc_str(s, "local"));

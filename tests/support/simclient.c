@@ -237,7 +237,7 @@ bool sc_has(const struct track_result *res, enum st_status s, enum st_substatus 
     return false;
 }
 
-size_t sc_visible_steps(const char *number, json_t *journey, sc_date_fn date, bool sorted,
+size_t sc_visible_steps(const char *number, json_t *journey, sc_kind_fn kind_of, bool sorted,
                         struct sc_want *w, size_t cap)
 {
     json_t *steps = json_object_get(journey, "steps"), *step;
@@ -248,7 +248,8 @@ size_t sc_visible_steps(const char *number, json_t *journey, sc_date_fn date, bo
             continue;
         cr_assert_lt(n, cap);
         w[n].step = step;
-        date(number, i, &w[n]);
+        w[n].kind = kind_of(number, i, step);
+        w[n].at = sc_utc_of(sc_str(step, w[n].kind == OFFSET_UNKNOWN ? "local" : "at"));
         n++;
     }
     for (size_t a = 1; sorted && a < n; a++) /* insertion sort: stable */
@@ -283,6 +284,17 @@ void sc_expect_event(const char *number, size_t i, const struct track_event *ev,
                  "%s event %zu (%s)", number, i, kind);
     cr_expect_eq(ev->customs, json_is_true(json_object_get(e, "customs")),
                  "%s event %zu (%s): %s", number, i, kind, ev->description);
+}
+
+void sc_expect_when(const char *number, size_t i, const struct track_event *ev,
+                    const struct sc_want *w)
+{
+    const char *kind = sc_str(w->step, "kind");
+
+    cr_expect_eq(ev->occurred_at, w->at, "%s event %zu (%s): occurred_at %ld, want %ld", number,
+                 i, kind, (long)ev->occurred_at, (long)w->at);
+    cr_expect_eq(ev->offset_kind, w->kind, "%s event %zu (%s): offset %s, want %s", number, i,
+                 kind, offset_kind_name(ev->offset_kind), offset_kind_name(w->kind));
 }
 
 void sc_expect_place(const struct track_event *ev, json_t *step)

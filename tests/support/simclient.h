@@ -100,15 +100,17 @@ struct sc_want {
     enum offset_kind kind;      /* expected offset kind */
 };
 
-/* A carrier's dating rule: fill w->at and w->kind from w->step, the step at
- * index of the journey's "steps" (for messages). May check the step's wire
- * form too (cr_expect). */
-typedef void (*sc_date_fn)(const char *number, size_t index, struct sc_want *w);
+/* A carrier's dating rule: the offset kind its driver must give step, the
+ * step at index of the journey's "steps" (for messages). May check the
+ * step's wire form too (cr_expect). */
+typedef enum offset_kind (*sc_kind_fn)(const char *number, size_t index, json_t *step);
 
-/* Collect the journey's visible steps into w[0..cap), dated by date. When
- * sorted, order them stably by expected instant, as the drivers that sort
- * do; otherwise keep the journey's order. Asserts they fit; returns how many. */
-size_t sc_visible_steps(const char *number, json_t *journey, sc_date_fn date, bool sorted,
+/* Collect the journey's visible steps into w[0..cap), each with the kind
+ * kind_of gives and the instant that implies: the step's "at", or for
+ * OFFSET_UNKNOWN its "local" wall time read as UTC. When sorted, order them
+ * stably by that instant, as the drivers that sort do; otherwise keep the
+ * journey's order. Asserts they fit; returns how many. */
+size_t sc_visible_steps(const char *number, json_t *journey, sc_kind_fn kind_of, bool sorted,
                         struct sc_want *w, size_t cap);
 
 /* Assert res was found and has exactly n events (n visible steps). */
@@ -118,6 +120,10 @@ void sc_assert_found(const char *number, json_t *journey, const struct track_res
 /* Expect event i of number to carry step's "expect" block: status, substatus,
  * affects_status and customs. */
 void sc_expect_event(const char *number, size_t i, const struct track_event *ev, json_t *step);
+
+/* Expect event i of number at w->at with offset kind w->kind. */
+void sc_expect_when(const char *number, size_t i, const struct track_event *ev,
+                    const struct sc_want *w);
 
 /* Expect ev's city, postal code and country to be step's. */
 void sc_expect_place(const struct track_event *ev, json_t *step);
