@@ -387,18 +387,8 @@ static enum st_err fetch_token(const char *id, const char *secret, struct carrie
                                char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .client_id = id, .client_secret = secret };
-    struct carrier_request req;
-    struct sc_reply r;
-    enum st_err rc;
 
-    memset(&req, 0, sizeof(req));
-    cr_assert_eq(carrier_fedex.ops->build_token_request(&ctx, &req, err, errlen), ST_OK, "%s",
-                 err);
-    sc_send(&req, &r);
-    rc = carrier_fedex.ops->parse_token_response(r.status, r.body, r.len, tok, err, errlen);
-    carrier_request_reset(&req);
-    free(r.body);
-    return rc;
+    return sc_fetch_token(&carrier_fedex, &ctx, tok, NULL, err, errlen);
 }
 
 /* Track numbers[0..n) with token and language; parses into res. Returns the
@@ -407,21 +397,8 @@ static enum st_err track(const char *tok, const char *lang, const char *const *n
                          struct track_result *res, long *status, char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .access_token = tok, .language = lang };
-    struct carrier_request req;
-    struct sc_reply r;
-    enum st_err rc;
 
-    memset(&req, 0, sizeof(req));
-    cr_assert_eq(carrier_fedex.ops->build_request(&ctx, numbers, n, &req, err, errlen), ST_OK,
-                 "%s", err);
-    sc_send(&req, &r);
-    *status = r.status;
-    memset(res, 0, n * sizeof(*res));
-    rc = carrier_fedex.ops->parse_response(&ctx, r.status, r.body, r.len, numbers, n, res, err,
-                                           errlen);
-    carrier_request_reset(&req);
-    free(r.body);
-    return rc;
+    return sc_track(&carrier_fedex, &ctx, numbers, n, res, status, err, errlen);
 }
 
 /* A planned shipment, held by value. */

@@ -340,23 +340,9 @@ static enum st_err track(const char *const *numbers, size_t n, const char *key,
                          const char *lang, struct track_result *res, long *status)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .api_key = key, .language = lang };
-    struct carrier_request req;
-    struct sc_reply r;
     char err[256] = "";
-    enum st_err rc;
 
-    memset(&req, 0, sizeof(req));
-    cr_assert_eq(carrier_laposte.ops->build_request(&ctx, numbers, n, &req, err, sizeof(err)),
-                 ST_OK, "%s", err);
-    sc_send(&req, &r);
-    carrier_request_reset(&req);
-    memset(res, 0, n * sizeof(*res));
-    rc = carrier_laposte.ops->parse_response(&ctx, r.status, r.body, r.len, numbers, n, res, err,
-                                             sizeof(err));
-    if (status != NULL)
-        *status = r.status;
-    free(r.body);
-    return rc;
+    return sc_track(&carrier_laposte, &ctx, numbers, n, res, status, err, sizeof(err));
 }
 
 /* Minutes east of UTC of a "...+HH:MM" timestamp. */

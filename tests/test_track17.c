@@ -338,16 +338,8 @@ static enum st_err track(const char *key, const char *const *numbers, size_t n,
                          struct track_result *results, char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .api_key = key };
-    struct sc_reply r;
-    enum st_err rc;
 
-    call(false, key, numbers, n, &r);
-    memset(results, 0, n * sizeof(*results));
-    err[0] = '\0';
-    rc = carrier_track17.ops->parse_response(&ctx, r.status, r.body, r.len, numbers, n, results,
-                                             err, errlen);
-    free(r.body);
-    return rc;
+    return sc_track(&carrier_track17, &ctx, numbers, n, results, NULL, err, errlen);
 }
 
 /* register for numbers; returns the kind, registered[] filled. */

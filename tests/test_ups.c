@@ -371,20 +371,9 @@ static enum st_err fetch_token(const char *id, const char *secret, struct carrie
                                long *status)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .client_id = id, .client_secret = secret };
-    struct carrier_request req;
-    struct sc_reply r;
     char err[256];
-    enum st_err rc;
 
-    memset(&req, 0, sizeof(req));
-    cr_assert_eq(carrier_ups.ops->build_token_request(&ctx, &req, err, sizeof(err)), ST_OK, "%s",
-                 err);
-    sc_send(&req, &r);
-    carrier_request_reset(&req);
-    *status = r.status;
-    rc = carrier_ups.ops->parse_token_response(r.status, r.body, r.len, tok, err, sizeof(err));
-    free(r.body);
-    return rc;
+    return sc_fetch_token(&carrier_ups, &ctx, tok, status, err, sizeof(err));
 }
 
 /* A live token from the simulator. */
@@ -402,21 +391,8 @@ static enum st_err track(const char *token_value, const char *number, struct tra
                          long *status, char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .access_token = token_value };
-    struct carrier_request req;
-    struct sc_reply r;
-    enum st_err rc;
 
-    memset(&req, 0, sizeof(req));
-    memset(res, 0, sizeof(*res));
-    cr_assert_eq(carrier_ups.ops->build_request(&ctx, &number, 1, &req, err, errlen), ST_OK,
-                 "%s", err);
-    sc_send(&req, &r);
-    carrier_request_reset(&req);
-    *status = r.status;
-    rc = carrier_ups.ops->parse_response(&ctx, r.status, r.body, r.len, &number, 1, res, err,
-                                         errlen);
-    free(r.body);
-    return rc;
+    return sc_track(&carrier_ups, &ctx, &number, 1, res, status, err, errlen);
 }
 
 /* How UPS dates a step: a "gmt" timestamp carries its offset; a local one

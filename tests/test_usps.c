@@ -358,17 +358,8 @@ static enum st_err fetch_token(const char *id, const char *secret, struct carrie
                                char *err, size_t errlen)
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .client_id = id, .client_secret = secret };
-    struct carrier_request req;
-    struct sc_reply r;
-    enum st_err rc;
 
-    memset(&req, 0, sizeof(req));
-    cr_assert_eq(carrier_usps.ops->build_token_request(&ctx, &req, err, errlen), ST_OK, "%s", err);
-    sc_send(&req, &r);
-    rc = carrier_usps.ops->parse_token_response(r.status, r.body, r.len, tok, err, errlen);
-    carrier_request_reset(&req);
-    free(r.body);
-    return rc;
+    return sc_fetch_token(&carrier_usps, &ctx, tok, NULL, err, errlen);
 }
 
 /* Track number with token (may be NULL: no Authorization header); parses into res. */
@@ -377,7 +368,6 @@ static enum st_err track(const char *number, const char *tok, struct track_resul
 {
     struct carrier_ctx ctx = { .base_url = sim.url, .access_token = tok ? tok : "x" };
     struct carrier_request req;
-    struct sc_reply r;
     enum st_err rc;
 
     memset(&req, 0, sizeof(req));
@@ -387,13 +377,8 @@ static enum st_err track(const char *number, const char *tok, struct track_resul
         memmove(req.headers[0], req.headers[1], sizeof(req.headers[0]));
         req.n_headers--;
     }
-    sc_send(&req, &r);
-    *http_status = r.status;
-    memset(res, 0, sizeof(*res));
-    rc = carrier_usps.ops->parse_response(&ctx, r.status, r.body, r.len, &number, 1, res, err,
-                                          errlen);
+    rc = sc_exchange(&carrier_usps, &ctx, &req, &number, 1, res, http_status, err, errlen);
     carrier_request_reset(&req);
-    free(r.body);
     return rc;
 }
 

@@ -129,6 +129,56 @@ void sc_get(const struct tu_sim *sim, const char *path, const char *const *heade
     sc_http("GET", url, headers, NULL, 0, r);
 }
 
+enum st_err sc_fetch_token(const struct carrier_def *def, const struct carrier_ctx *ctx,
+                           struct carrier_token *tok, long *status, char *err, size_t errlen)
+{
+    struct carrier_request req;
+    struct sc_reply r;
+    enum st_err rc;
+
+    memset(&req, 0, sizeof(req));
+    cr_assert_eq(def->ops->build_token_request(ctx, &req, err, errlen), ST_OK, "%s", err);
+    sc_send(&req, &r);
+    carrier_request_reset(&req);
+    if (status != NULL)
+        *status = r.status;
+    rc = def->ops->parse_token_response(r.status, r.body, r.len, tok, err, errlen);
+    free(r.body);
+    return rc;
+}
+
+enum st_err sc_exchange(const struct carrier_def *def, const struct carrier_ctx *ctx,
+                        const struct carrier_request *req, const char *const *numbers, size_t n,
+                        struct track_result *res, long *status, char *err, size_t errlen)
+{
+    struct sc_reply r;
+    enum st_err rc;
+
+    sc_send(req, &r);
+    if (status != NULL)
+        *status = r.status;
+    memset(res, 0, n * sizeof(*res));
+    if (errlen > 0)
+        err[0] = '\0';
+    rc = def->ops->parse_response(ctx, r.status, r.body, r.len, numbers, n, res, err, errlen);
+    free(r.body);
+    return rc;
+}
+
+enum st_err sc_track(const struct carrier_def *def, const struct carrier_ctx *ctx,
+                     const char *const *numbers, size_t n, struct track_result *res,
+                     long *status, char *err, size_t errlen)
+{
+    struct carrier_request req;
+    enum st_err rc;
+
+    memset(&req, 0, sizeof(req));
+    cr_assert_eq(def->ops->build_request(ctx, numbers, n, &req, err, errlen), ST_OK, "%s", err);
+    rc = sc_exchange(def, ctx, &req, numbers, n, res, status, err, errlen);
+    carrier_request_reset(&req);
+    return rc;
+}
+
 json_t *sc_journey(const struct tu_sim *sim, const char *carrier, const char *number)
 {
     char path[256];

@@ -54,6 +54,27 @@ void sc_send(const struct carrier_request *req, struct sc_reply *r);
 void sc_get(const struct tu_sim *sim, const char *path, const char *const *headers,
             struct sc_reply *r);
 
+/* Fetch an OAuth2 token from the simulator with def's own token request:
+ * build it with ctx (asserted to succeed), send it, parse the answer into
+ * *tok. *status (may be NULL) gets the HTTP status, err the parse message.
+ * Returns parse_token_response's kind. */
+enum st_err sc_fetch_token(const struct carrier_def *def, const struct carrier_ctx *ctx,
+                           struct carrier_token *tok, long *status, char *err, size_t errlen);
+
+/* Send req (built by the caller) and parse the answer as def's tracking
+ * response for numbers[0..n) into res[0..n), zeroed first. *status (may be
+ * NULL) gets the HTTP status, err the parse message ("" when none). Returns
+ * parse_response's kind. */
+enum st_err sc_exchange(const struct carrier_def *def, const struct carrier_ctx *ctx,
+                        const struct carrier_request *req, const char *const *numbers, size_t n,
+                        struct track_result *res, long *status, char *err, size_t errlen);
+
+/* Track numbers[0..n) with def's own request: build it with ctx (asserted to
+ * succeed), then sc_exchange. */
+enum st_err sc_track(const struct carrier_def *def, const struct carrier_ctx *ctx,
+                     const char *const *numbers, size_t n, struct track_result *res,
+                     long *status, char *err, size_t errlen);
+
 /* /_sim/journey of carrier's number, parsed; NULL when the simulator does not
  * know it (HTTP 404 with "known": false). Asserts on any other status. */
 json_t *sc_journey(const struct tu_sim *sim, const char *carrier, const char *number);
