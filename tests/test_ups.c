@@ -439,35 +439,6 @@ static void compare(const char *number, json_t *j, const struct track_result *re
     }
 }
 
-/* Scenario-level signatures of a complete journey. */
-static void check_scenario(const char *number, const char *scenario,
-                           const struct track_result *res)
-{
-    if (strcmp(scenario, "customs_duties_held") == 0) {
-        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s: no duties hold", number);
-        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
-    } else if (strcmp(scenario, "customs_documents_held") == 0) {
-        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s: no hold",
-                  number);
-        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release", number);
-    } else if (strcmp(scenario, "customs_delivered") == 0) {
-        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
-    } else if (strcmp(scenario, "returned_to_sender") == 0) {
-        cr_expect(sc_has(res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
-        cr_expect(!sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
-    } else if (strcmp(scenario, "lost") == 0) {
-        cr_expect(!sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
-    } else if (strcmp(scenario, "unmapped_code") == 0) {
-        cr_expect(sc_has(res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s: no unmapped event", number);
-    } else if (strcmp(scenario, "pickup_point") == 0) {
-        cr_expect(sc_has(res, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT), "%s", number);
-    } else if (strcmp(scenario, "attempt_then_delivered") == 0) {
-        cr_expect(sc_has(res, ST_STATUS_ATTEMPT_FAILED, ST_SUB_RECIPIENT_UNAVAILABLE), "%s", number);
-    }
-    if (strcmp(scenario, "lost") != 0 && strcmp(scenario, "returned_to_sender") != 0)
-        cr_expect(sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s: never delivered", number);
-}
-
 static void start_default(void)
 {
     static const char *const args[] = { "--speed", "100000000", NULL };
@@ -511,7 +482,7 @@ Test(ups_sim, planned_bodies_parse_into_the_journeys)
         cr_assert_eq(track(tok.access_token, number, &res, &status, err, sizeof(err)), ST_OK,
                      "%s: HTTP %ld: %s", number, status, err);
         compare(number, j, &res);
-        check_scenario(number, sc_str(j, "scenario"), &res);
+        sc_check_scenario(number, sc_str(j, "scenario"), &res, false);
         events += res.n_events;
         for (size_t k = 0; k < res.n_events; k++)
             kinds[res.events[k].offset_kind]++;

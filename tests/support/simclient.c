@@ -287,6 +287,46 @@ bool sc_has(const struct track_result *res, enum st_status s, enum st_substatus 
     return false;
 }
 
+void sc_check_scenario(const char *number, const char *scenario, const struct track_result *res,
+                       bool strict)
+{
+    if (strcmp(scenario, "customs_duties_held") == 0) {
+        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s: no duties hold",
+                  number);
+        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release",
+                  number);
+    } else if (strcmp(scenario, "customs_documents_held") == 0) {
+        cr_expect(sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s: no hold",
+                  number);
+        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s: no release",
+                  number);
+    } else if (strcmp(scenario, "customs_delivered") == 0) {
+        cr_expect(sc_has(res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
+        if (strict)
+            cr_expect(!sc_has(res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE), "%s", number);
+    } else if (strcmp(scenario, "returned_to_sender") == 0) {
+        cr_expect(sc_has(res, ST_STATUS_RETURNED, ST_SUB_RETURNED_TO_SENDER), "%s", number);
+        cr_expect(!sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
+    } else if (strcmp(scenario, "lost") == 0) {
+        cr_expect(!sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s", number);
+        if (strict)
+            cr_expect(!sc_has(res, ST_STATUS_OUT_FOR_DELIVERY, ST_SUB_OUT_FOR_DELIVERY), "%s",
+                      number);
+    } else if (strcmp(scenario, "unmapped_code") == 0) {
+        cr_expect(sc_has(res, ST_STATUS_PENDING, ST_SUB_UNMAPPED), "%s: no unmapped event",
+                  number);
+    } else if (strcmp(scenario, "pickup_point") == 0) {
+        cr_expect(sc_has(res, ST_STATUS_AVAILABLE_FOR_PICKUP, ST_SUB_AT_PICKUP_POINT), "%s",
+                  number);
+    } else if (strcmp(scenario, "attempt_then_delivered") == 0) {
+        cr_expect(sc_has(res, ST_STATUS_ATTEMPT_FAILED, ST_SUB_RECIPIENT_UNAVAILABLE), "%s",
+                  number);
+    }
+    if (strcmp(scenario, "lost") != 0 && strcmp(scenario, "returned_to_sender") != 0)
+        cr_expect(sc_has(res, ST_STATUS_DELIVERED, ST_SUB_DELIVERED), "%s: never delivered",
+                  number);
+}
+
 size_t sc_visible_steps(const char *number, json_t *journey, sc_kind_fn kind_of, bool sorted,
                         struct sc_want *w, size_t cap)
 {

@@ -108,6 +108,13 @@ time_t sc_utc_of(const char *s);
 /* True when res has an event with this status and substatus. */
 bool sc_has(const struct track_result *res, enum st_status s, enum st_substatus sub);
 
+/* Scenario-level signatures of a complete journey of the simulator's nine
+ * scenarios (holds and releases, pickup, failed attempt, unmapped code,
+ * delivered unless lost or returned). strict adds two negative checks: no
+ * duties hold in customs_delivered, never out for delivery when lost. */
+void sc_check_scenario(const char *number, const char *scenario, const struct track_result *res,
+                       bool strict);
+
 /*
  * Comparing a parsed result with /_sim/journey. Each suite keeps what is
  * particular to its carrier (how a step is dated, which wire members hold the
