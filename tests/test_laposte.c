@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "carrier.h"
 #include "simclient.h"
@@ -380,7 +379,8 @@ static void compare(const char *number, json_t *journey, const struct track_resu
             json_t *w = json_object_get(step, "wire");
 
             if (!used[i] && json_is_true(json_object_get(step, "visible")) &&
-                sc_utc_of(sc_str(step, "at")) == ev->occurred_at && strcmp(sc_str(w, "code"), ev->code) == 0) {
+                sc_utc_of(sc_str(step, "at")) == ev->occurred_at &&
+                strcmp(sc_str(w, "code"), ev->code) == 0) {
                 used[i] = true;
                 s = step;
                 break;

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "carrier.h"
@@ -313,7 +312,8 @@ Test(sim, deterministic_across_runs)
     other = sim;
     tu_sim_start(&sim, args);
     json_array_foreach(plan, i, p) {
-        json_t *a = json_array_get(first, i), *b = sc_journey(&sim, "dhl", sc_str(p, "tracking_number"));
+        json_t *a = json_array_get(first, i);
+        json_t *b = sc_journey(&sim, "dhl", sc_str(p, "tracking_number"));
         json_t *sa = json_object_get(a, "steps"), *sb = json_object_get(b, "steps");
         size_t k;
 

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "carrier.h"
 #include "detect.h"
@@ -489,7 +488,8 @@ Test(usps_sim, planned_bodies_parse_into_the_journeys, .init = start_default, .f
             cr_expect(sc_has(&res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s", number);
             customs_hold = true;
         } else if (strcmp(scenario, "customs_documents_held") == 0) {
-            cr_expect(sc_has(&res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s", number);
+            cr_expect(sc_has(&res, ST_STATUS_HELD, ST_SUB_CUSTOMS_DOCUMENTS_REQUIRED), "%s",
+                      number);
             cr_expect(sc_has(&res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED), "%s", number);
         } else if (strcmp(scenario, "customs_delivered") == 0) {
             cr_expect(sc_has(&res, ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_PROCESSING), "%s", number);
