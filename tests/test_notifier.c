@@ -13,6 +13,7 @@
 #include <ftw.h>
 #include <jansson.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,28 @@
 #include "relay.h"
 #include "testdb.h"
 #include "testutil.h"
+
+/* libesmtp 1.1's header table (htable.c) keeps header names without a NUL and
+ * compares them with strncasecmp() over the looked-up name's length. With
+ * ASan's strict_string_checks=1 (scripts/test sets it) that comparison is
+ * reported as an overflow inside libesmtp even though it stops at the first
+ * differing byte. (The same as tests/test_email.c.) Run this suite again with only that check relaxed; every
+ * other sanitizer check stays on. */
+__attribute__((constructor)) static void relax_strict_string_checks(int argc, char **argv)
+{
+    const char *opts = getenv("ASAN_OPTIONS");
+    char buf[1024], *p;
+
+    (void)argc;
+    if (opts == NULL || strlen(opts) >= sizeof(buf) ||
+        strstr(opts, "strict_string_checks=1") == NULL)
+        return;
+    snprintf(buf, sizeof(buf), "%s", opts);
+    p = strstr(buf, "strict_string_checks=1");
+    p[strlen("strict_string_checks=")] = '0';
+    if (setenv("ASAN_OPTIONS", buf, 1) == 0)
+        execv("/proc/self/exe", argv);
+}
 
 static struct testdb db;
 static char tmp[64];            /* per-test directory: .eml files, sms.jsonl */
@@ -79,7 +102,7 @@ static void teardown(void)
     nftw(tmp, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-TestSuite(notifier, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(notifier, .init = setup, .fini = teardown, .timeout = 150);
 
 /* ---- helpers ---- */
 
@@ -555,6 +578,9 @@ Test(notifier, smtp_550_is_permanent)
     open_notifier(&f);
     event(f.n, sid, "pending", "in_transit", "picked_up");
     expect_row(sid, "shipped", "email", "failed_permanent", "550");
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM notifications"
+                                    " WHERE reason LIKE '%reject@example.com%'"), 0,
+                 "no address in notifications.reason");
     fake_now += 86400;
     cr_assert_eq(notifier_pass(f.n, &handled, err, sizeof(err)), ST_OK, "%s", err);
     cr_expect_eq(handled, 0, "a permanent failure is never retried");
@@ -608,4 +634,207 @@ Test(notifier, refuses_to_start_without_public_url_or_secret)
     cr_expect_eq(notifier_new(&cfg, db.conn, NULL, &n, err, sizeof(err)), ST_CONFIG);
     cr_expect(strstr(err, "SHIPTRACK_QUIET_HOURS_SMS") != NULL, "%s", err);
     config_free(&cfg);
+}
+
+/* ---- end to end ---- */
+
+struct role_thread {
+    struct st_config cfg;
+    volatile sig_atomic_t running;
+    const char *brokers;
+    int kind;                       /* 0 poller, 1 relay, 2 notifier */
+    bool from_beginning;
+    struct notifier_totals nt;
+    int rc;
+};
+
+static void *run_role(void *arg)
+{
+    struct role_thread *r = arg;
+
+    if (r->kind == 0) {
+        struct poller_opts o = { &r->running, false };
+        struct poller_totals t;
+
+        r->rc = poller_run(&r->cfg, &o, &t);
+    } else if (r->kind == 1) {
+        struct relay_opts o = { &r->running, false, r->brokers };
+        struct relay_totals t;
+
+        r->rc = relay_run(&r->cfg, &o, &t);
+    } else {
+        struct notifier_opts o = { &r->running, r->brokers, 0, r->from_beginning };
+
+        r->rc = notifier_run(&r->cfg, &o, &r->nt);
+    }
+    return NULL;
+}
+
+static void start_role(struct role_thread *r, pthread_t *th, int kind, const char *brokers,
+                       bool from_beginning)
+{
+    char err[256];
+
+    memset(r, 0, sizeof(*r));
+    r->kind = kind;
+    r->from_beginning = from_beginning;
+    r->brokers = brokers;
+    r->running = 1;
+    cr_assert_eq(config_load(&r->cfg, err, sizeof(err)), ST_OK, "%s", err);
+    cr_assert_eq(pthread_create(th, NULL, run_role, r), 0);
+}
+
+static void stop_role(struct role_thread *r, pthread_t th)
+{
+    r->running = 0;
+    pthread_join(th, NULL);
+    cr_expect_eq(r->rc, 0, "role %d exit", r->kind);
+    config_free(&r->cfg);
+}
+
+/* Subjects of every message the SMTP server saved (decoded), in a JSON array. */
+static json_t *subjects(const char *dir)
+{
+    json_t *out = json_array();
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    cr_assert_not_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[512], script[512], *o = NULL, *er = NULL;
+        char *argv[] = { (char *)"/usr/bin/python3", script, path, NULL };
+        size_t len = strlen(e->d_name);
+        json_t *j;
+
+        if (len < 5 || strcmp(e->d_name + len - 4, ".eml") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        snprintf(script, sizeof(script), "%s/tests/support/parse_eml.py", ST_SOURCE_DIR);
+        cr_assert_eq(tu_run(argv, NULL, &o, &er), 0, "parse_eml: %s", er);
+        j = json_loads(o, 0, NULL);
+        cr_assert_not_null(j);
+        json_array_append(out, json_object_get(j, "subject"));
+        json_decref(j);
+        free(o);
+        free(er);
+    }
+    closedir(d);
+    return out;
+}
+
+Test(notifier, end_to_end_customs_hold_journey_one_email_per_milestone)
+{
+    const char *sim_args[] = { "--speed", "20000", NULL };
+    struct kafka_mock mock;
+    struct tu_sim sim;
+    struct smtpd s;
+    struct role_thread poller, relay, notifier, again;
+    pthread_t tp, tr, tn, ta;
+    char err[256], bin[512], sbin[512], env_db[600], number[64] = "", *out = NULL, *er = NULL;
+    char *plan_argv[] = { sbin, (char *)"plan", (char *)"--count", (char *)"24", NULL };
+    char *reg_argv[] = { bin, (char *)"register", (char *)"--carrier", (char *)"dhl",
+                         (char *)"--tracking", number, (char *)"--email",
+                         (char *)"lena@example.com", (char *)"--locale", (char *)"de",
+                         (char *)"--time-zone", (char *)"Europe/Berlin", (char *)"--order-ref",
+                         (char *)"ORD-4711", NULL };
+    const char *env[] = { env_db, NULL };
+    long long sent_rows = 0, held_sent = 0;
+    json_t *subj, *v;
+    size_t i;
+    int german = 0;
+
+    notifier_clock = NULL; /* real time: the journey runs on the wall clock */
+    smtpd_start(&s);
+    setenv("SHIPTRACK_DHL_API_KEY", "sim-dhl-key", 1);
+    setenv("SHIPTRACK_POLL_INTERVAL", "1s", 1);
+    setenv("SHIPTRACK_POLL_IDLE", "100ms", 1);
+    setenv("SHIPTRACK_DHL_RATE", "1000/s", 1);
+    setenv("SHIPTRACK_DHL_DAILY_QUOTA", "0", 1);
+    setenv("SHIPTRACK_NOTIFY_PASS_INTERVAL", "1s", 1);
+    setenv("SHIPTRACK_QUIET_HOURS_EMAIL", "off", 1);
+    cr_assert_eq(kafka_mock_start(&mock, 1, 2, err, sizeof(err)), ST_OK, "%s", err);
+    /* the notifier first: the mock's first group join takes a few seconds */
+    start_role(&notifier, &tn, 2, mock.bootstraps, false);
+    sleep(5);
+
+    /* a customs_duties_held journey, registered for a German recipient */
+    tu_binary_path(bin, sizeof(bin), "shiptrack");
+    tu_binary_path(sbin, sizeof(sbin), "shiptrack-carrier-sim");
+    cr_assert_eq(tu_run(plan_argv, NULL, &out, &er), 0, "plan: %s", er);
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line && !number[0];
+         line = strtok_r(NULL, "\n", &save)) {
+        json_t *o = json_loads(line, 0, NULL);
+
+        if (o != NULL && strcmp(json_string_value(json_object_get(o, "scenario")),
+                                "customs_duties_held") == 0 &&
+            strcmp(json_string_value(json_object_get(o, "carrier")), "dhl") == 0)
+            snprintf(number, sizeof(number), "%s",
+                     json_string_value(json_object_get(o, "tracking_number")));
+        json_decref(o);
+    }
+    free(out);
+    free(er);
+    cr_assert(number[0] != '\0', "no customs_duties_held journey in the plan");
+    tu_sim_start(&sim, sim_args);
+    setenv("SHIPTRACK_DHL_BASE_URL", sim.url, 1);
+    snprintf(env_db, sizeof(env_db), "SHIPTRACK_DATABASE_URL=%s", db.url);
+    cr_assert_eq(tu_run(reg_argv, env, &out, &er), 0, "register: %s%s", out, er);
+    free(out);
+    free(er);
+    start_role(&poller, &tp, 0, NULL, false);
+    start_role(&relay, &tr, 1, mock.bootstraps, false);
+
+    /* until delivered and its notification decided */
+    for (int t = 0; t < 1200; t++) {
+        if (tdb_count(db.conn, "SELECT count(*) FROM notifications WHERE milestone = 'delivered'"
+                               " AND status <> 'queued'") == 1)
+            break;
+        usleep(100000);
+    }
+    sleep(2);
+    stop_role(&poller, tp);
+    stop_role(&relay, tr);
+    stop_role(&notifier, tn);
+    tu_sim_stop(&sim);
+
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE status = 'delivered'"),
+                 1);
+    out = tdb_scalar(db.conn, "SELECT string_agg(milestone || '=' || status || COALESCE('/' ||"
+                              " reason, ''), ' ' ORDER BY id) FROM notifications");
+    cr_log_info("notifications: %s", out ? out : "(none)");
+    free(out);
+    held_sent = tdb_count(db.conn, "SELECT count(*) FROM notifications WHERE milestone ="
+                                   " 'customs_held' AND status = 'sent'");
+    cr_expect_eq(held_sent, 1, "customs_held sent");
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM notifications WHERE milestone ="
+                                    " 'delivered' AND status = 'sent'"), 1, "delivered sent");
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM notifications WHERE status NOT IN"
+                                    " ('sent', 'suppressed')"), 0);
+    sent_rows = tdb_count(db.conn, "SELECT count(*) FROM notifications WHERE status = 'sent'");
+    subj = subjects(s.dir);
+    cr_expect_eq((long long)json_array_size(subj), sent_rows,
+                 "one email per sent milestone (%zu emails, %lld rows)", json_array_size(subj),
+                 sent_rows);
+    json_array_foreach(subj, i, v) {
+        const char *t = json_string_value(v);
+
+        german += t != NULL && strstr(t, "Ihre Bestellung ORD-4711") != NULL;
+        for (size_t k = i + 1; k < json_array_size(subj); k++)
+            cr_expect_str_neq(t, json_string_value(json_array_get(subj, k)), "sent twice: %s", t);
+        if (t != NULL && strstr(t, "Zoll") != NULL && strstr(t, "zurückgehalten") != NULL)
+            held_sent = -1;
+    }
+    cr_expect_eq(german, (int)json_array_size(subj), "every subject in German");
+    cr_expect_eq(held_sent, -1, "the customs hold email says Zoll ... zurückgehalten");
+    json_decref(subj);
+
+    /* a notifier re-reading the whole topic sends nothing again */
+    start_role(&again, &ta, 2, mock.bootstraps, true);
+    sleep(12); /* group join, then the whole topic */
+    stop_role(&again, ta);
+    cr_expect_gt(again.nt.duplicates, 0, "the topic was read again");
+    cr_expect_eq(again.nt.sent, 0);
+    cr_expect_eq(count_files(s.dir, ".eml"), (int)sent_rows, "no email twice");
+    kafka_mock_stop(&mock);
+    smtpd_stop(&s);
 }

@@ -254,11 +254,14 @@ static enum st_err record(struct notifier *n, const struct ctx *c, const char *s
                           const char *reason, time_t until, bool attempt, const char *provider_ref,
                           char *err, size_t errlen)
 {
-    char id[24], u[24], now[24];
+    char id[24], u[24], now[24], masked[512];
     const char *p[7];
     enum st_err kind = ST_OK;
     PGresult *res;
 
+    /* a server's reply may quote the address: personal data stays in recipients */
+    if (reason != NULL)
+        reason = log_mask_pii(reason, masked, sizeof(masked));
     snprintf(id, sizeof(id), "%lld", c->id);
     snprintf(u, sizeof(u), "%lld", (long long)until);
     snprintf(now, sizeof(now), "%lld", (long long)now_s(n));
