@@ -31,28 +31,6 @@
 #include "testdb.h"
 #include "testutil.h"
 
-/* libesmtp 1.1's header table (htable.c) keeps header names without a NUL and
- * compares them with strncasecmp() over the looked-up name's length. With
- * ASan's strict_string_checks=1 (scripts/test sets it) that comparison is
- * reported as an overflow inside libesmtp even though it stops at the first
- * differing byte. (The same as tests/test_email.c.) Run this suite again with only that check relaxed; every
- * other sanitizer check stays on. */
-__attribute__((constructor)) static void relax_strict_string_checks(int argc, char **argv)
-{
-    const char *opts = getenv("ASAN_OPTIONS");
-    char buf[1024], *p;
-
-    (void)argc;
-    if (opts == NULL || strlen(opts) >= sizeof(buf) ||
-        strstr(opts, "strict_string_checks=1") == NULL)
-        return;
-    snprintf(buf, sizeof(buf), "%s", opts);
-    p = strstr(buf, "strict_string_checks=1");
-    p[strlen("strict_string_checks=")] = '0';
-    if (setenv("ASAN_OPTIONS", buf, 1) == 0)
-        execv("/proc/self/exe", argv);
-}
-
 static struct testdb db;
 static char tmp[64];            /* per-test directory: .eml files, sms.jsonl */
 static time_t fake_now;         /* the notifier clock in these tests */
