@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <microhttpd.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -578,6 +579,72 @@ Test(notifier, header_injection_through_data_is_refused)
     expect_row(sid, "shipped", "email", "failed_permanent", NULL);
     cr_expect_eq(emails(), 0);
     close_notifier(&f);
+}
+
+/* A Twilio-shaped provider that answers 21610 (unsubscribed) to everything. */
+static enum MHD_Result answer_21610(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls)
+{
+    static const char body[] = "{\"code\":21610,\"message\":\"Attempt to send to "
+                               "unsubscribed recipient\",\"status\":400}";
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    (void)cls;
+    (void)url;
+    (void)method;
+    (void)version;
+    (void)upload_data;
+    if (*con_cls == NULL) { /* first call: headers only */
+        *con_cls = (void *)1;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    ret = MHD_queue_response(c, 400, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+Test(notifier, sms_21610_is_permanent_and_records_the_opt_out)
+{
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                                            answer_21610, NULL, MHD_OPTION_END);
+    const union MHD_DaemonInfo *info;
+    struct fixture f;
+    long long sid, a;
+    char url[64], sql[256];
+
+    cr_assert_not_null(d);
+    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    cr_assert_not_null(info);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", info->port);
+    setenv("SHIPTRACK_SMS_URL", url, 1);
+    setenv("SHIPTRACK_SMS_ACCOUNT_SID", "ACtest123", 1);
+    setenv("SHIPTRACK_SMS_AUTH_TOKEN", "tok-secret", 1);
+    setenv("SHIPTRACK_SMS_FROM", "+15005550000", 1);
+    sid = shipment(NULL, "+4915730123456", "en", "UTC", "in_transit", "picked_up", "ORD-1");
+    open_notifier(&f);
+    event(f.n, sid, "pending", "in_transit", "picked_up");
+    expect_row(sid, "shipped", "sms", "failed_permanent", "opted_out");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM preferences WHERE channel = 'sms' AND NOT consent AND"
+             " opted_out_at IS NOT NULL AND recipient_id = (SELECT recipient_id FROM shipments"
+             " WHERE id = %lld)", sid);
+    cr_expect_eq(tdb_count(db.conn, sql), 1, "opt-out recorded on preferences");
+    /* the next milestone is not even tried */
+    a = tdb_count(db.conn, "SELECT count(*) FROM notifications");
+    event(f.n, sid, "in_transit", "out_for_delivery", "out_for_delivery");
+    expect_row(sid, "out_for_delivery", "sms", "suppressed", "opted_out");
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM notifications"), a + 1);
+    close_notifier(&f);
+    MHD_stop_daemon(d);
 }
 
 Test(notifier, unsubscribe_url_is_signed)
