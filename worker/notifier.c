@@ -31,6 +31,7 @@
 #include "templates.h"
 
 #define NOTIFIER_MSG_MAX 65536      /* events larger than this are not ours */
+#define NOTIFIER_PASS_BATCH 50      /* rows claimed per pass query (the LIMIT below) */
 #define NOTIFIER_RETRY_MAX_S (6 * 3600)
 #define NOTIFIER_STALE_QUEUED "2 minutes" /* a queued row this old was orphaned by a crash */
 
@@ -1051,12 +1052,18 @@ int notifier_run(const struct st_config *cfg, const struct notifier_opts *opts,
 
         /* the periodic pass: deferred and failed rows that are due */
         if (mono_ms() - last_pass >= cfg->notify_pass_ms && ensure_conn(cfg, opts, &conn, n)) {
-            int handled = 0;
+            int handled = 0, total = 0;
 
-            if (notifier_pass(n, &handled, err, sizeof(err)) != ST_OK)
-                log_warn("notify.pass", 0, NULL, "%s", err);
-            else if (handled > 0)
-                log_info("notify.pass", 0, NULL, "%d due notifications decided", handled);
+            /* batch after batch while full (08:00 releases a night's SMS at once) */
+            do {
+                if (notifier_pass(n, &handled, err, sizeof(err)) != ST_OK) {
+                    log_warn("notify.pass", 0, NULL, "%s", err);
+                    break;
+                }
+                total += handled;
+            } while (handled == NOTIFIER_PASS_BATCH && *opts->running);
+            if (total > 0)
+                log_info("notify.pass", 0, NULL, "%d due notifications decided", total);
             last_pass = mono_ms();
         }
         rd_kafka_poll(prod, 0);
