@@ -369,3 +369,41 @@ Test(poller, unreachable_database_is_retried_not_crash_looped)
     free(log);
     unlink(errfile);
 }
+
+Test(poller, supervisor_does_not_restart_a_misconfigured_role)
+{
+    char env_db[600], errfile[] = "/tmp/st-run-XXXXXX", *log;
+    const char *env[] = { env_db, NULL }; /* no carrier credentials at all */
+    char bin[512];
+    pid_t pid;
+    int fd, rc;
+
+    tdb_create(&db, true);
+    snprintf(env_db, sizeof(env_db), "SHIPTRACK_DATABASE_URL=%s", db.url);
+    fd = mkstemp(errfile);
+    close(fd);
+    tu_binary_path(bin, sizeof(bin), "shiptrack");
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        FILE *f = freopen(errfile, "w", stderr);
+
+        (void)f;
+        putenv((char *)env[0]);
+        unsetenv("SHIPTRACK_DHL_API_KEY");
+        execl(bin, bin, "run", "--roles", "poller,relay", (char *)NULL);
+        _exit(127);
+    }
+    sleep(3);
+    cr_expect_eq(waitpid(pid, NULL, WNOHANG), 0, "the relay keeps the worker running");
+    kill(pid, SIGTERM);
+    rc = wait_exit(pid, 15);
+    log = tu_read_file(errfile, NULL);
+    cr_expect_eq(rc, 2, "exit %d; log:\n%s", rc, log);
+    cr_expect(strstr(log, "no carrier has credentials") != NULL, "%s", log);
+    cr_expect(strstr(log, "role poller cannot run with this configuration; not restarting") != NULL,
+              "%s", log);
+    cr_expect(strstr(log, "restarting in") == NULL, "a crash loop:\n%s", log);
+    free(log);
+    unlink(errfile);
+}

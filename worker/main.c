@@ -588,6 +588,14 @@ static int supervise(struct st_config *cfg, bool *want, const char *brokers, boo
                     want[i] = false;
                     break;
                 }
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+                    /* a configuration problem (logged by the role): restarts cannot fix it */
+                    log_error("worker.role", 0, NULL, "role %s cannot run with this "
+                              "configuration; not restarting it", roles[i].name);
+                    want[i] = false;
+                    rc = 2;
+                    break;
+                }
                 /* died while it should run: restart it, a little later each time */
                 log_error("worker.role", 0, NULL, "role %s exited (%s %d); restarting in %lld s",
                           roles[i].name, WIFEXITED(status) ? "status" : "signal",

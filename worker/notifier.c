@@ -1021,15 +1021,19 @@ int notifier_run(const struct st_config *cfg, const struct notifier_opts *opts,
         rd_kafka_destroy(rk);
         return 1;
     }
-    if (!ensure_conn(cfg, opts, &conn, NULL) ||
-        notifier_new(cfg, conn, prod, &n, err, sizeof(err)) != ST_OK) {
-        if (n == NULL && *opts->running)
-            log_error("notify.start", 0, NULL, "%s", err);
-        rd_kafka_destroy(prod);
-        rd_kafka_destroy(rk);
-        if (conn != NULL)
-            PQfinish(conn);
-        return 1;
+    {
+        enum st_err start = ST_RETRY;
+
+        if (!ensure_conn(cfg, opts, &conn, NULL) ||
+            (start = notifier_new(cfg, conn, prod, &n, err, sizeof(err))) != ST_OK) {
+            if (n == NULL && *opts->running)
+                log_error("notify.start", 0, NULL, "%s", err);
+            rd_kafka_destroy(prod);
+            rd_kafka_destroy(rk);
+            if (conn != NULL)
+                PQfinish(conn);
+            return start == ST_CONFIG ? 2 : 1; /* 2: restarting will not help */
+        }
     }
     rd_kafka_poll_set_consumer(rk);
     topics = rd_kafka_topic_partition_list_new(1);

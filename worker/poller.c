@@ -1114,7 +1114,7 @@ int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
         log_error("poller.start", 0, NULL,
                   "no carrier has credentials configured (e.g. SHIPTRACK_DHL_API_KEY); "
                   "nothing to poll");
-        return 1;
+        return 2; /* a configuration problem: restarting will not help */
     }
     p.multi = curl_multi_init();
     if (p.multi == NULL) {

@@ -39,7 +39,8 @@ struct poller_totals {
 };
 
 /* Run the poller until opts->running is cleared (or until idle). Returns 0 on
- * a clean stop, 1 when it could not start (e.g. no carrier configured). */
+ * a clean stop, 2 when no carrier is configured, 1 when it could not start
+ * for another reason. */
 int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
                struct poller_totals *totals);
 
