@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "intake.h"
 #include "kafka.h"
 #include "log.h"
 #include "notifier.h"
@@ -687,7 +688,7 @@ struct role_thread {
     struct st_config cfg;
     volatile sig_atomic_t running;
     const char *brokers;
-    int kind;                       /* 0 poller, 1 relay, 2 notifier */
+    int kind;                       /* 0 poller, 1 relay, 2 notifier, 3 intake */
     bool from_beginning;
     struct notifier_totals nt;
     int rc;
@@ -707,6 +708,11 @@ static void *run_role(void *arg)
         struct relay_totals t;
 
         r->rc = relay_run(&r->cfg, &o, &t);
+    } else if (r->kind == 3) {
+        struct intake_opts o = { &r->running, r->brokers, 0 };
+        struct intake_totals t;
+
+        r->rc = intake_run(&r->cfg, &o, &t);
     } else {
         struct notifier_opts o = { &r->running, r->brokers, 0, r->from_beginning };
 
@@ -773,16 +779,12 @@ Test(notifier, end_to_end_customs_hold_journey_one_email_per_milestone)
     struct kafka_mock mock;
     struct tu_sim sim;
     struct smtpd s;
-    struct role_thread poller, relay, notifier, again;
-    pthread_t tp, tr, tn, ta;
-    char err[256], bin[512], sbin[512], env_db[600], number[64] = "", *out = NULL, *er = NULL;
+    struct role_thread poller, relay, notifier, again, intake;
+    pthread_t tp, tr, tn, ta, ti;
+    char err[256], sbin[512], number[64] = "", msg[512], *out = NULL, *er = NULL;
     char *plan_argv[] = { sbin, (char *)"plan", (char *)"--count", (char *)"24", NULL };
-    char *reg_argv[] = { bin, (char *)"register", (char *)"--carrier", (char *)"dhl",
-                         (char *)"--tracking", number, (char *)"--email",
-                         (char *)"lena@example.com", (char *)"--locale", (char *)"de",
-                         (char *)"--time-zone", (char *)"Europe/Berlin", (char *)"--order-ref",
-                         (char *)"ORD-4711", NULL };
-    const char *env[] = { env_db, NULL };
+    rd_kafka_conf_t *pconf;
+    rd_kafka_t *producer;
     long long sent_rows = 0, held_sent = 0;
     json_t *subj, *v;
     size_t i;
@@ -802,8 +804,7 @@ Test(notifier, end_to_end_customs_hold_journey_one_email_per_milestone)
     start_role(&notifier, &tn, 2, mock.bootstraps, false);
     sleep(5);
 
-    /* a customs_duties_held journey, registered for a German recipient */
-    tu_binary_path(bin, sizeof(bin), "shiptrack");
+    /* a customs_duties_held journey, registered over Kafka for a German recipient */
     tu_binary_path(sbin, sizeof(sbin), "shiptrack-carrier-sim");
     cr_assert_eq(tu_run(plan_argv, NULL, &out, &er), 0, "plan: %s", er);
     for (char *save = NULL, *line = strtok_r(out, "\n", &save); line && !number[0];
@@ -822,10 +823,25 @@ Test(notifier, end_to_end_customs_hold_journey_one_email_per_milestone)
     cr_assert(number[0] != '\0', "no customs_duties_held journey in the plan");
     tu_sim_start(&sim, sim_args);
     setenv("SHIPTRACK_DHL_BASE_URL", sim.url, 1);
-    snprintf(env_db, sizeof(env_db), "SHIPTRACK_DATABASE_URL=%s", db.url);
-    cr_assert_eq(tu_run(reg_argv, env, &out, &er), 0, "register: %s%s", out, er);
-    free(out);
-    free(er);
+    snprintf(msg, sizeof(msg),
+             "{\"type\":\"register\",\"carrier\":\"dhl\",\"tracking_number\":\"%s\","
+             "\"email\":\"lena@example.com\",\"locale\":\"de\","
+             "\"time_zone\":\"Europe/Berlin\",\"order_ref\":\"ORD-4711\"}", number);
+    pconf = kafka_conf_new(mock.bootstraps, err, sizeof(err));
+    cr_assert_not_null(pconf, "%s", err);
+    producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+    cr_assert_not_null(producer, "%s", err);
+    cr_assert_eq(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(TOPIC_SHIPMENTS),
+                                   RD_KAFKA_V_VALUE(msg, strlen(msg)),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                 RD_KAFKA_RESP_ERR_NO_ERROR);
+    cr_assert_eq(rd_kafka_flush(producer, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(producer);
+    start_role(&intake, &ti, 3, mock.bootstraps, false);
+    for (int t = 0; t < 300 && tdb_count(db.conn, "SELECT count(*) FROM shipments") == 0; t++)
+        usleep(100000);
+    cr_assert_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments"), 1,
+                 "the intake registered the shipment");
     start_role(&poller, &tp, 0, NULL, false);
     start_role(&relay, &tr, 1, mock.bootstraps, false);
 
@@ -840,6 +856,7 @@ Test(notifier, end_to_end_customs_hold_journey_one_email_per_milestone)
     stop_role(&poller, tp);
     stop_role(&relay, tr);
     stop_role(&notifier, tn);
+    stop_role(&intake, ti);
     tu_sim_stop(&sim);
 
     cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE status = 'delivered'"),
