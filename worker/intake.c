@@ -287,31 +287,6 @@ static void nap(long long ms)
     nanosleep(&ts, NULL);
 }
 
-/* A client of kind `type` with our settings; NULL with a log line on error. */
-static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char *const *kv)
-{
-    char err[512], rderr[256];
-    rd_kafka_conf_t *conf = kafka_conf_new(brokers, err, sizeof(err));
-    rd_kafka_t *rk;
-
-    if (conf == NULL) {
-        log_error("intake.start", 0, NULL, "%s", err);
-        return NULL;
-    }
-    for (int i = 0; kv[i] != NULL; i += 2)
-        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK) {
-            log_error("intake.start", 0, NULL, "kafka %s: %s", kv[i], rderr);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    rk = rd_kafka_new(type, conf, rderr, sizeof(rderr));
-    if (rk == NULL) {
-        log_error("intake.start", 0, NULL, "kafka: %s", rderr);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
-}
-
 int intake_run(const struct st_config *cfg, const struct intake_opts *opts,
                struct intake_totals *totals)
 {
@@ -327,9 +302,11 @@ int intake_run(const struct st_config *cfg, const struct intake_opts *opts,
     char err[512];
 
     memset(totals, 0, sizeof(*totals));
-    if ((rk = client(RD_KAFKA_CONSUMER, opts->brokers, consumer_kv)) == NULL)
+    if ((rk = kafka_client_new(RD_KAFKA_CONSUMER, opts->brokers, consumer_kv, NULL,
+                               "intake.start")) == NULL)
         return 1;
-    if ((dlq = client(RD_KAFKA_PRODUCER, opts->brokers, producer_kv)) == NULL) {
+    if ((dlq = kafka_client_new(RD_KAFKA_PRODUCER, opts->brokers, producer_kv, NULL,
+                                "intake.start")) == NULL) {
         rd_kafka_destroy(rk);
         return 1;
     }

@@ -108,6 +108,35 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *err, size_t errlen)
     return conf;
 }
 
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, const char *brokers, const char *const *kv,
+                             void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                               rd_kafka_topic_partition_list_t *, void *),
+                             const char *event)
+{
+    char err[512], rderr[256];
+    rd_kafka_conf_t *conf = kafka_conf_new(brokers, err, sizeof(err));
+    rd_kafka_t *rk;
+
+    if (conf == NULL) {
+        log_error(event, 0, NULL, "%s", err);
+        return NULL;
+    }
+    for (int i = 0; kv[i] != NULL; i += 2)
+        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK) {
+            log_error(event, 0, NULL, "kafka %s: %s", kv[i], rderr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    if (rebalance != NULL)
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+    rk = rd_kafka_new(type, conf, rderr, sizeof(rderr));
+    if (rk == NULL) {
+        log_error(event, 0, NULL, "kafka: %s", rderr);
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new only owns it on success */
+    }
+    return rk;
+}
+
 enum st_err kafka_mock_start(struct kafka_mock *m, int brokers, int partitions, char *err,
                              size_t errlen)
 {

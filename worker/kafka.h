@@ -31,6 +31,14 @@
  * librdkafka rejects one. */
 rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *err, size_t errlen);
 
+/* A client of `type` for `brokers` with the pass-through properties, then the
+ * "name", "value" pairs of kv (NULL-terminated), and an optional rebalance
+ * callback. NULL on error, logged under `event` (e.g. "intake.start"). */
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, const char *brokers, const char *const *kv,
+                             void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                               rd_kafka_topic_partition_list_t *, void *),
+                             const char *event);
+
 /* An in-process mock cluster. */
 struct kafka_mock {
     rd_kafka_t *rk;                 /* the handle that owns the cluster */

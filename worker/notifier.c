@@ -912,30 +912,6 @@ static bool store_offset(rd_kafka_t *rk, const rd_kafka_message_t *m)
     return e == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char *const *kv)
-{
-    char err[512], rderr[256];
-    rd_kafka_conf_t *conf = kafka_conf_new(brokers, err, sizeof(err));
-    rd_kafka_t *rk;
-
-    if (conf == NULL) {
-        log_error("notify.start", 0, NULL, "%s", err);
-        return NULL;
-    }
-    for (int i = 0; kv[i] != NULL; i += 2)
-        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK) {
-            log_error("notify.start", 0, NULL, "kafka %s: %s", kv[i], rderr);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    rk = rd_kafka_new(type, conf, rderr, sizeof(rderr));
-    if (rk == NULL) {
-        log_error("notify.start", 0, NULL, "kafka: %s", rderr);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
-}
-
 /* Rebalance callback for from_beginning: every assigned partition from offset 0. */
 static void rebalance_from_start(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                                  rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -986,38 +962,18 @@ int notifier_run(const struct st_config *cfg, const struct notifier_opts *opts,
     static const char *const producer_kv[] = { "enable.idempotence", "true", NULL };
     rd_kafka_topic_partition_list_t *topics;
     rd_kafka_t *rk, *prod;
-    rd_kafka_conf_t *conf;
     struct notifier *n = NULL;
     PGconn *conn = NULL;
     long long last_msg = mono_ms(), last_pass = 0;
     char err[512];
 
     memset(totals, 0, sizeof(*totals));
-    if (opts->from_beginning) {
-        char rderr[256];
-
-        conf = kafka_conf_new(opts->brokers, err, sizeof(err));
-        if (conf == NULL) {
-            log_error("notify.start", 0, NULL, "%s", err);
-            return 1;
-        }
-        for (int i = 0; consumer_kv[i] != NULL; i += 2)
-            if (rd_kafka_conf_set(conf, consumer_kv[i], consumer_kv[i + 1], rderr,
-                                  sizeof(rderr)) != RD_KAFKA_CONF_OK) {
-                log_error("notify.start", 0, NULL, "kafka %s: %s", consumer_kv[i], rderr);
-                rd_kafka_conf_destroy(conf);
-                return 1;
-            }
-        rd_kafka_conf_set_rebalance_cb(conf, rebalance_from_start);
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-        if (rk == NULL) {
-            log_error("notify.start", 0, NULL, "kafka: %s", rderr);
-            rd_kafka_conf_destroy(conf);
-            return 1;
-        }
-    } else if ((rk = client(RD_KAFKA_CONSUMER, opts->brokers, consumer_kv)) == NULL)
+    rk = kafka_client_new(RD_KAFKA_CONSUMER, opts->brokers, consumer_kv,
+                          opts->from_beginning ? rebalance_from_start : NULL, "notify.start");
+    if (rk == NULL)
         return 1;
-    if ((prod = client(RD_KAFKA_PRODUCER, opts->brokers, producer_kv)) == NULL) {
+    if ((prod = kafka_client_new(RD_KAFKA_PRODUCER, opts->brokers, producer_kv, NULL,
+                                 "notify.start")) == NULL) {
         rd_kafka_destroy(rk);
         return 1;
     }
