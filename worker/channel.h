@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "text.h" /* struct sms_measure, sms_measure_body */
 
 struct st_config;
 
@@ -190,15 +191,5 @@ enum st_err sms_build(const struct sms_message *m, const char *base_url, const c
  * other 4xx) ST_PERMANENT with res->flag set for the first two. */
 enum st_err sms_parse_response(long http_status, const char *body, size_t len,
                                struct channel_result *res);
-
-/* GSM-7 / UCS-2 measure of an SMS body. */
-struct sms_measure {
-    bool ucs2;                   /* one non-GSM character makes all of it UCS-2 */
-    size_t units;                /* septets (GSM-7, extension chars count 2) or UTF-16 units */
-    size_t segments;             /* 1 if it fits one message, else concatenated parts */
-};
-
-/* Measure body; false for invalid UTF-8. */
-bool sms_measure_body(const char *body, struct sms_measure *out);
 
 #endif

@@ -51,6 +51,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "text.h"
 
 #define HDR_FOLD     78   /* fold header lines beyond this many octets */
 #define EW_BYTES     42   /* UTF-8 bytes per encoded-word: 12 + 56 = 68 octets */
@@ -100,37 +101,6 @@ static void sb_str(struct sbuf *b, const char *s)
 
 /* ---- validation ---- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 if invalid
- * (overlong forms, surrogates and code points above U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    uint32_t c;
-    size_t len;
-
-    if (n == 0)
-        return 0;
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) { c = s[0] & 0x1F; len = 2; }
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF) { c = s[0] & 0x0F; len = 3; }
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4) { c = s[0] & 0x07; len = 4; }
-    else return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-        (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *cp = c;
-    return len;
-}
-
 /* True when s[0..n) is valid UTF-8. */
 static bool utf8_valid(const char *s, size_t n)
 {
@@ -138,7 +108,7 @@ static bool utf8_valid(const char *s, size_t n)
     uint32_t cp;
 
     while (n > 0) {
-        size_t k = utf8_seq(p, n, &cp);
+        size_t k = utf8_decode(p, n, &cp);
 
         if (k == 0)
             return false;
@@ -167,7 +137,7 @@ static enum st_err check_header_value(const char *field, const char *v, size_t m
         return st_fail(err, errlen, ST_PERMANENT, "email: %s is longer than %zu bytes", field,
                        max);
     for (p = (const unsigned char *)v; *p != '\0';) {
-        size_t k = utf8_seq(p, n - (size_t)(p - (const unsigned char *)v), &cp);
+        size_t k = utf8_decode(p, n - (size_t)(p - (const unsigned char *)v), &cp);
 
         if (k == 0)
             return st_fail(err, errlen, ST_PERMANENT, "email: %s is not valid UTF-8", field);
@@ -356,7 +326,7 @@ static void hdr_encoded_words(struct hdr *h, const char *s)
     while (left > 0) {
         size_t take = 0, k;
 
-        while (take < left && (k = utf8_seq(p + take, left - take, &cp)) > 0 &&
+        while (take < left && (k = utf8_decode(p + take, left - take, &cp)) > 0 &&
                take + k <= EW_BYTES)
             take += k;
         if (take == 0) /* cannot happen on validated input; avoid a loop */

@@ -31,6 +31,7 @@
 
 #include "geo.h"
 #include "mustache.h"
+#include "text.h"
 
 const char *const templates_milestones[] = {
     "shipped",          "customs_processing", "customs_held",         "customs_released",
@@ -1171,91 +1172,14 @@ json_t *templates_sample_data(const char *milestone)
 
 /* ---- SMS ---- */
 
-/* GSM 03.38 basic character set (one septet each), as UTF-8 strings of
- * characters beyond ASCII; ASCII membership is checked separately. */
-static const char *const gsm_basic_non_ascii[] = {
-    "£", "¥", "è", "é", "ù", "ì", "ò", "Ç", "Ø", "ø", "Å", "å", "Δ", "Φ", "Γ", "Λ", "Ω", "Π",
-    "Ψ", "Σ", "Θ", "Ξ", "Æ", "æ", "ß", "É", "¤", "¡", "Ä", "Ö", "Ñ", "Ü", "§", "¿", "ä", "ö",
-    "ñ", "ü", "à",
-};
-
-/* Decode one UTF-8 character at s into *cp; returns its length or 0 when invalid. */
-static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
-{
-    size_t n;
-    uint32_t c;
-
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        n = 2, c = s[0] & 0x1F;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-        n = 3, c = s[0] & 0x0F;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-        n = 4, c = s[0] & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF))) || (n == 4 && (c < 0x10000 ||
-                                                                               c > 0x10FFFF)))
-        return 0;
-    *cp = c;
-    return n;
-}
-
-/* Septets of one character in GSM-7 (1 basic, 2 extension), 0 when not GSM. */
-static unsigned gsm_septets(const unsigned char *s, size_t len)
-{
-    if (len == 1) {
-        if (strchr("^{}\\[~]|\f", s[0]) != NULL)
-            return 2;
-        if (s[0] == '`' || (s[0] < 0x20 && s[0] != '\n' && s[0] != '\r') || s[0] == 0x7f)
-            return 0;
-        return 1;
-    }
-    if (len == 3 && memcmp(s, "€", 3) == 0)
-        return 2;
-    for (size_t i = 0; i < sizeof(gsm_basic_non_ascii) / sizeof(gsm_basic_non_ascii[0]); i++)
-        if (strlen(gsm_basic_non_ascii[i]) == len && memcmp(gsm_basic_non_ascii[i], s, len) == 0)
-            return 1;
-    return 0;
-}
-
 unsigned sms_segments(const char *text, enum sms_encoding *enc, size_t *units)
 {
-    const unsigned char *s = (const unsigned char *)(text ? text : "");
-    size_t septets = 0, utf16 = 0;
-    bool gsm = true;
+    struct sms_measure m;
 
-    while (*s != '\0') {
-        uint32_t cp;
-        size_t n = utf8_decode(s, &cp);
-        unsigned sep;
-
-        if (n == 0) { /* invalid byte: not representable in GSM-7 */
-            gsm = false;
-            utf16++;
-            s++;
-            continue;
-        }
-        sep = gsm ? gsm_septets(s, n) : 0;
-        if (sep == 0)
-            gsm = false;
-        septets += sep;
-        utf16 += cp >= 0x10000 ? 2 : 1;
-        s += n;
-    }
+    sms_measure_lenient(text, &m);
     if (enc != NULL)
-        *enc = gsm ? SMS_GSM7 : SMS_UCS2;
+        *enc = m.ucs2 ? SMS_UCS2 : SMS_GSM7;
     if (units != NULL)
-        *units = gsm ? septets : utf16;
-    if (gsm)
-        return septets == 0 ? 0 : septets <= 160 ? 1 : (unsigned)((septets + 152) / 153);
-    return utf16 == 0 ? 0 : utf16 <= 70 ? 1 : (unsigned)((utf16 + 66) / 67);
+        *units = m.units;
+    return (unsigned)m.segments;
 }
