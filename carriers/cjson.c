@@ -85,3 +85,42 @@ enum st_err cj_load_body(const char *who, long http_status, const char *body, si
                        who, jerr.line, jerr.column, jerr.text);
     return ST_OK;
 }
+
+enum st_err cj_parse_single(const char *carrier, size_t body_max, long http_status,
+                            const char *body, size_t len, const char *const *numbers, size_t n,
+                            struct track_result *results, char *err, size_t errlen,
+                            cj_status_fn on_status, cj_found_fn on_found)
+{
+    json_t *root;
+    enum st_err rc;
+    char local[256];
+
+    if (err == NULL || errlen == 0) { /* keep a message for the results anyway */
+        err = local;
+        errlen = sizeof(local);
+    }
+    if (n != 1)
+        return st_fail(err, errlen, ST_PERMANENT, "%s: one number per response, got %zu",
+                       carrier, n);
+    if ((rc = cj_body_cap(carrier, len, body_max, err, errlen)) != ST_OK) {
+        carrier_fail_all(results, n, rc, err);
+        return rc;
+    }
+    if (http_status != 200)
+        return on_status(http_status, body, len, results, n, err, errlen);
+    if ((rc = cj_load_body(carrier, http_status, body, len, JSON_REJECT_DUPLICATES, &root, err,
+                           errlen)) != ST_OK) {
+        carrier_fail_all(results, n, rc, err);
+        return rc;
+    }
+    if (!json_is_object(root))
+        rc = st_fail(err, errlen, ST_PERMANENT, "%s: body: expected a JSON object", carrier);
+    else {
+        track_result_reset(&results[0]);
+        rc = on_found(root, numbers[0], &results[0], err, errlen);
+    }
+    json_decref(root);
+    if (rc != ST_OK)
+        carrier_fail_all(results, n, rc, err);
+    return rc;
+}

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "carrier.h"
 #include "err.h"
 
 /* Refuse a body longer than max bytes (ST_PERMANENT): "<who>: body of N bytes
@@ -43,5 +44,22 @@ enum st_err cj_opt_object(json_t *obj, const char *key, const char *carrier, con
 /* As cj_opt_string, for an array member. */
 enum st_err cj_opt_array(json_t *obj, const char *key, const char *carrier, const char *where,
                          json_t **out, char *err, size_t errlen);
+
+/* Answers to anything but HTTP 200 (not found, errors): fill results[0..n). */
+typedef enum st_err (*cj_status_fn)(long http_status, const char *body, size_t len,
+                                    struct track_result *results, size_t n, char *err,
+                                    size_t errlen);
+/* A 200 body's JSON object, for the one number asked about. */
+typedef enum st_err (*cj_found_fn)(json_t *root, const char *number, struct track_result *res,
+                                   char *err, size_t errlen);
+
+/* parse_response of a carrier that answers one number per request (DHL,
+ * UPS, USPS): refuse n != 1 and bodies over body_max, hand non-200 answers to
+ * on_status, load the body as a JSON object for on_found; every failure also
+ * fails the result, and err is filled even when the caller passed none. */
+enum st_err cj_parse_single(const char *carrier, size_t body_max, long http_status,
+                            const char *body, size_t len, const char *const *numbers, size_t n,
+                            struct track_result *results, char *err, size_t errlen,
+                            cj_status_fn on_status, cj_found_fn on_found);
 
 #endif

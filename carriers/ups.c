@@ -671,38 +671,9 @@ static enum st_err ups_parse_response(const struct carrier_ctx *ctx, long http_s
                                       size_t n, struct track_result *results, char *err,
                                       size_t errlen)
 {
-    json_t *root;
-    enum st_err rc;
-    char local[256];
-
     (void)ctx;
-    if (err == NULL || errlen == 0) { /* keep a message for the results anyway */
-        err = local;
-        errlen = sizeof(local);
-    }
-    if (n != 1)
-        return st_fail(err, errlen, ST_PERMANENT, "ups: one number per response, got %zu", n);
-    if ((rc = cj_body_cap("ups", len, UPS_BODY_MAX, err, errlen)) != ST_OK) {
-        carrier_fail_all(results, n, rc, err);
-        return rc;
-    }
-    if (http_status != 200)
-        return parse_status(http_status, body, len, results, n, err, errlen);
-    if ((rc = cj_load_body("ups", http_status, body, len, JSON_REJECT_DUPLICATES, &root, err,
-                           errlen)) != ST_OK) {
-        carrier_fail_all(results, n, rc, err);
-        return rc;
-    }
-    if (!json_is_object(root))
-        rc = st_fail(err, errlen, ST_PERMANENT, "ups: body: expected a JSON object");
-    else {
-        track_result_reset(&results[0]);
-        rc = parse_found(root, numbers[0], &results[0], err, errlen);
-    }
-    json_decref(root);
-    if (rc != ST_OK)
-        carrier_fail_all(results, n, rc, err);
-    return rc;
+    return cj_parse_single("ups", UPS_BODY_MAX, http_status, body, len, numbers, n, results,
+                           err, errlen, parse_status, parse_found);
 }
 
 /* ------------------------------------------------------------------------ */

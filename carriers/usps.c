@@ -388,8 +388,10 @@ static void mark_returns(struct track_result *res)
 }
 
 /* Fill res from a 200 body's root object. */
-static enum st_err parse_found(json_t *root, struct track_result *res, char *err, size_t errlen)
+static enum st_err parse_found(json_t *root, const char *number, struct track_result *res,
+                               char *err, size_t errlen)
 {
+    (void)number; /* USPS answers for exactly the number in the URL */
     static const char *const edd_keys[] = { "expectedDeliveryDate", "expectedDeliveryTimeStamp" };
     struct usps_cache cache = { "", "" };
     const char *s;
@@ -550,39 +552,9 @@ static enum st_err usps_parse_response(const struct carrier_ctx *ctx, long http_
                                        size_t n, struct track_result *results, char *err,
                                        size_t errlen)
 {
-    json_t *root;
-    enum st_err rc;
-    char local[256];
-
     (void)ctx;
-    (void)numbers;
-    if (err == NULL || errlen == 0) { /* keep a message for the results anyway */
-        err = local;
-        errlen = sizeof(local);
-    }
-    if (n != 1)
-        return st_fail(err, errlen, ST_PERMANENT, "usps: one number per response, got %zu", n);
-    if ((rc = cj_body_cap("usps", len, USPS_BODY_MAX, err, errlen)) != ST_OK) {
-        carrier_fail_all(results, n, rc, err);
-        return rc;
-    }
-    if (http_status != 200)
-        return parse_status(http_status, body, len, results, n, err, errlen);
-    if ((rc = cj_load_body("usps", http_status, body, len, JSON_REJECT_DUPLICATES, &root, err,
-                           errlen)) != ST_OK) {
-        carrier_fail_all(results, n, rc, err);
-        return rc;
-    }
-    if (!json_is_object(root))
-        rc = st_fail(err, errlen, ST_PERMANENT, "usps: body: expected a JSON object");
-    else {
-        track_result_reset(&results[0]);
-        rc = parse_found(root, &results[0], err, errlen);
-    }
-    json_decref(root);
-    if (rc != ST_OK)
-        carrier_fail_all(results, n, rc, err);
-    return rc;
+    return cj_parse_single("usps", USPS_BODY_MAX, http_status, body, len, numbers, n, results,
+                           err, errlen, parse_status, parse_found);
 }
 
 /* ------------------------------------------------------------------------ */
