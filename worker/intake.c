@@ -260,18 +260,6 @@ static bool dead_letter(rd_kafka_t *dlq, const rd_kafka_message_t *m, const char
     return rd_kafka_flush(dlq, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-static bool store_offset(rd_kafka_t *rk, const rd_kafka_message_t *m)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_resp_err_t e;
-
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-        m->offset + 1;
-    e = rd_kafka_offsets_store(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    return e == RD_KAFKA_RESP_ERR_NO_ERROR;
-}
-
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -295,7 +283,6 @@ int intake_run(const struct st_config *cfg, const struct intake_opts *opts,
         "auto.offset.reset", "earliest", NULL,
     };
     static const char *const producer_kv[] = { "enable.idempotence", "true", NULL };
-    rd_kafka_topic_partition_list_t *topics;
     rd_kafka_t *rk, *dlq;
     PGconn *conn = NULL;
     long long last_msg = now_ms();
@@ -310,17 +297,11 @@ int intake_run(const struct st_config *cfg, const struct intake_opts *opts,
         rd_kafka_destroy(rk);
         return 1;
     }
-    rd_kafka_poll_set_consumer(rk);
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, TOPIC_SHIPMENTS, RD_KAFKA_PARTITION_UA);
-    if (rd_kafka_subscribe(rk, topics) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log_error("intake.start", 0, NULL, "cannot subscribe to %s", TOPIC_SHIPMENTS);
-        rd_kafka_topic_partition_list_destroy(topics);
+    if (!kafka_subscribe(rk, TOPIC_SHIPMENTS, "intake.start")) {
         rd_kafka_destroy(dlq);
         rd_kafka_destroy(rk);
         return 1;
     }
-    rd_kafka_topic_partition_list_destroy(topics);
     log_info("intake.start", 0, NULL, "consuming %s from %s", TOPIC_SHIPMENTS, opts->brokers);
 
     while (*opts->running) {
@@ -367,7 +348,7 @@ int intake_run(const struct st_config *cfg, const struct intake_opts *opts,
                 else totals->duplicates++;
                 log_info("intake.applied", 0, NULL, "%s offset %lld: %s", TOPIC_SHIPMENTS,
                          (long long)m->offset, what);
-                store_offset(rk, m);
+                kafka_store_offset(rk, m);
                 break;
             }
             if (rc == ST_PERMANENT || rc == ST_CONFIG) {
@@ -375,7 +356,7 @@ int intake_run(const struct st_config *cfg, const struct intake_opts *opts,
                          TOPIC_SHIPMENTS, (long long)m->offset, err, TOPIC_DLQ);
                 if (dead_letter(dlq, m, err)) {
                     totals->dead_lettered++;
-                    store_offset(rk, m);
+                    kafka_store_offset(rk, m);
                     break;
                 }
                 log_error("intake.dlq", 0, NULL, "cannot write to %s; retrying", TOPIC_DLQ);

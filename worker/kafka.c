@@ -137,6 +137,34 @@ rd_kafka_t *kafka_client_new(rd_kafka_type_t type, const char *brokers, const ch
     return rk;
 }
 
+bool kafka_subscribe(rd_kafka_t *rk, const char *topic, const char *event)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t e;
+
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_error(event, 0, NULL, "cannot subscribe to %s: %s", topic, rd_kafka_err2str(e));
+        return false;
+    }
+    return true;
+}
+
+bool kafka_store_offset(rd_kafka_t *rk, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t e;
+
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+        m->offset + 1;
+    e = rd_kafka_offsets_store(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    return e == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 enum st_err kafka_mock_start(struct kafka_mock *m, int brokers, int partitions, char *err,
                              size_t errlen)
 {

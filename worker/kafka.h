@@ -16,6 +16,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -38,6 +39,14 @@ rd_kafka_t *kafka_client_new(rd_kafka_type_t type, const char *brokers, const ch
                              void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                rd_kafka_topic_partition_list_t *, void *),
                              const char *event);
+
+/* Subscribe a consumer to one topic (and route its events to the consumer
+ * queue); false with a log line under `event` on failure. */
+bool kafka_subscribe(rd_kafka_t *rk, const char *topic, const char *event);
+
+/* Store the offset after m: "processed", for the next commit. Called only
+ * once what m asked for is durable (at-least-once delivery). */
+bool kafka_store_offset(rd_kafka_t *rk, const rd_kafka_message_t *m);
 
 /* An in-process mock cluster. */
 struct kafka_mock {

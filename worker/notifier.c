@@ -900,18 +900,6 @@ static void nap(long long ms)
     nanosleep(&ts, NULL);
 }
 
-static bool store_offset(rd_kafka_t *rk, const rd_kafka_message_t *m)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_resp_err_t e;
-
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-        m->offset + 1;
-    e = rd_kafka_offsets_store(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    return e == RD_KAFKA_RESP_ERR_NO_ERROR;
-}
-
 /* Rebalance callback for from_beginning: every assigned partition from offset 0. */
 static void rebalance_from_start(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                                  rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -960,7 +948,6 @@ int notifier_run(const struct st_config *cfg, const struct notifier_opts *opts,
         "auto.offset.reset", "earliest", NULL,
     };
     static const char *const producer_kv[] = { "enable.idempotence", "true", NULL };
-    rd_kafka_topic_partition_list_t *topics;
     rd_kafka_t *rk, *prod;
     struct notifier *n = NULL;
     PGconn *conn = NULL;
@@ -991,19 +978,13 @@ int notifier_run(const struct st_config *cfg, const struct notifier_opts *opts,
             return start == ST_CONFIG ? 2 : 1; /* 2: restarting will not help */
         }
     }
-    rd_kafka_poll_set_consumer(rk);
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, TOPIC_EVENTS, RD_KAFKA_PARTITION_UA);
-    if (rd_kafka_subscribe(rk, topics) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log_error("notify.start", 0, NULL, "cannot subscribe to %s", TOPIC_EVENTS);
-        rd_kafka_topic_partition_list_destroy(topics);
+    if (!kafka_subscribe(rk, TOPIC_EVENTS, "notify.start")) {
         notifier_free(n);
         rd_kafka_destroy(prod);
         rd_kafka_destroy(rk);
         PQfinish(conn);
         return 1;
     }
-    rd_kafka_topic_partition_list_destroy(topics);
     log_info("notify.start", 0, NULL, "consuming %s from %s", TOPIC_EVENTS, opts->brokers);
 
     while (*opts->running) {
@@ -1049,7 +1030,7 @@ int notifier_run(const struct st_config *cfg, const struct notifier_opts *opts,
                 if (rc == ST_PERMANENT)
                     log_warn("notify.invalid", 0, NULL, "%s offset %lld: %s (skipped)",
                              TOPIC_EVENTS, (long long)m->offset, err);
-                store_offset(rk, m);
+                kafka_store_offset(rk, m);
                 break;
             }
             log_warn("notify.retry", 0, NULL, "%s offset %lld: %s; retrying in %lld ms",
