@@ -26,6 +26,7 @@
 #include "channel.h"
 #include "config.h"
 #include "log.h"
+#include "smtpd.h"
 #include "testutil.h"
 
 /* Criterion runs each test in its own process: setenv stays local. */
@@ -78,87 +79,13 @@ TestSuite(email, .init = quiet, .fini = cleanup, .timeout = 60);
 
 /* ---- helpers ---- */
 
-/* A running smtp_server.py. */
-struct smtpd {
-    pid_t pid;
-    int in_fd;          /* its stdin: closing it stops the server */
-    int port;
-    char dir[128];      /* where it saves messages */
-};
-
-static const char *python(void)
+/* The shared SMTP server (tests/support/smtpd.c) in a fresh temporary directory. */
+static void smtpd_start(struct tu_smtpd *s, const char *const *extra)
 {
-    const char *p = getenv("SHIPTRACK_PYTHON");
+    char dir[128] = "/tmp/st-smtpd-XXXXXX";
 
-    return p != NULL && p[0] != '\0' ? p : "/usr/bin/python3";
-}
-
-/* Start the server with extra arguments; wait for its PORT line. */
-static void smtpd_start(struct smtpd *s, const char *const *extra)
-{
-    char script[512], line[64] = "";
-    int in[2], out[2];
-    struct pollfd pfd;
-    size_t n = 0;
-
-    memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "/tmp/st-smtpd-XXXXXX");
-    make_tmp_dir(s->dir);
-    snprintf(script, sizeof(script), "%s/tests/support/smtp_server.py", ST_SOURCE_DIR);
-    cr_assert_eq(pipe(in), 0);
-    cr_assert_eq(pipe(out), 0);
-    s->pid = fork();
-    cr_assert_geq(s->pid, 0);
-    if (s->pid == 0) {
-        const char *argv[16] = { python(), script, "--dir", s->dir };
-        int a = 4;
-
-        for (int i = 0; extra != NULL && extra[i] != NULL && a < 15; i++)
-            argv[a++] = extra[i];
-        argv[a] = NULL;
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    s->in_fd = in[1];
-    pfd.fd = out[0];
-    pfd.events = POLLIN;
-    while (n + 1 < sizeof(line) && strchr(line, '\n') == NULL) {
-        ssize_t r;
-
-        cr_assert_gt(poll(&pfd, 1, 15000), 0, "SMTP server did not start");
-        r = read(out[0], line + n, sizeof(line) - 1 - n);
-        cr_assert_gt(r, 0, "SMTP server exited before listening (is python3-aiosmtpd installed?)");
-        n += (size_t)r;
-        line[n] = '\0';
-    }
-    close(out[0]);
-    cr_assert_eq(sscanf(line, "PORT %d", &s->port), 1, "unexpected line: %s", line);
-}
-
-/* Stop the server (close its stdin) and wait for it. */
-static void smtpd_stop(struct smtpd *s)
-{
-    int status;
-
-    if (s->pid <= 0)
-        return;
-    close(s->in_fd);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return;
-        }
-        usleep(50000);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, &status, 0);
-    s->pid = 0;
+    make_tmp_dir(dir);
+    tu_smtpd_start(s, dir, extra);
 }
 
 /* Number of files in dir ending with suffix. */
@@ -186,7 +113,7 @@ static int count_files(const char *dir, const char *suffix, char *first, size_t 
 static json_t *parse_eml(const char *path)
 {
     char script[512], *out = NULL, *err = NULL;
-    char *argv[] = { (char *)python(), script, (char *)path, NULL };
+    char *argv[] = { (char *)tu_python(), script, (char *)path, NULL };
     json_error_t jerr;
     json_t *j;
     int rc;
@@ -239,7 +166,7 @@ static struct channel *open_email(enum st_err want, char *err, size_t errlen)
 }
 
 /* Point the channel at the loopback server, plain SMTP. */
-static void use_relay(const struct smtpd *s)
+static void use_relay(const struct tu_smtpd *s)
 {
     char port[16];
 
@@ -452,7 +379,7 @@ Test(email, addresses)
 
 Test(email, relay_message_arrives_intact)
 {
-    struct smtpd s;
+    struct tu_smtpd s;
     struct channel *ch;
     struct channel_msg msg = { .shipment_id = 42 };
     struct channel_result res;
@@ -469,7 +396,7 @@ Test(email, relay_message_arrives_intact)
     cr_expect_eq(res.code, 250);
     cr_expect_str_eq(res.status, "relayed");
     email_channel.ops->close(ch);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
 
     cr_assert_eq(count_files(s.dir, ".eml", path, sizeof(path)), 1);
     eml = parse_eml(path);
@@ -510,7 +437,7 @@ Test(email, relay_message_arrives_intact)
 
 Test(email, non_latin_body_goes_base64)
 {
-    struct smtpd s;
+    struct tu_smtpd s;
     struct channel *ch;
     struct channel_msg msg = { .shipment_id = 7 };
     struct channel_result res;
@@ -530,7 +457,7 @@ Test(email, non_latin_body_goes_base64)
     cr_assert_eq(email_channel.ops->send(ch, &msg, 1, &res, err, sizeof(err)), ST_OK);
     cr_expect_eq(res.err, ST_OK, "%s", res.errmsg);
     email_channel.ops->close(ch);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
     cr_assert_eq(count_files(s.dir, ".eml", path, sizeof(path)), 1);
     eml = parse_eml(path);
     text = part_text(eml, "text/plain", &cte);
@@ -545,7 +472,7 @@ Test(email, non_latin_body_goes_base64)
 
 Test(email, batch_uses_one_session)
 {
-    struct smtpd s;
+    struct tu_smtpd s;
     struct channel *ch;
     struct channel_msg msgs[4];
     struct channel_result res[4];
@@ -566,7 +493,7 @@ Test(email, batch_uses_one_session)
             cr_expect_str_neq(res[i].id, res[j].id, "duplicate Message-ID");
     }
     email_channel.ops->close(ch);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
     cr_assert_eq(count_files(s.dir, ".json", NULL, 0), 4);
     for (int i = 1; i <= 4; i++) {
         char path[512];
@@ -595,7 +522,7 @@ Test(email, smtp_replies_sorted)
         { "bad address@example.com", ST_PERMANENT, 0 },
     };
     enum { N = sizeof(cases) / sizeof(cases[0]) };
-    struct smtpd s;
+    struct tu_smtpd s;
     struct channel *ch;
     struct channel_msg msgs[N];
     struct channel_result res[N];
@@ -618,7 +545,7 @@ Test(email, smtp_replies_sorted)
     cr_expect_eq(res[5].flag, CHANNEL_FLAG_BAD_ADDRESS);
     cr_expect(strstr(res[0].errmsg, "RCPT") != NULL, "%s", res[0].errmsg);
     email_channel.ops->close(ch);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
     cr_expect_eq(count_files(s.dir, ".eml", NULL, 0), 1, "only the good message is delivered");
 }
 
@@ -627,7 +554,7 @@ Test(email, smtp_replies_sorted)
 Test(email, dropped_connection_is_retry)
 {
     static const char *const args[] = { "--drop-after", "1", NULL };
-    struct smtpd s;
+    struct tu_smtpd s;
     struct channel *ch;
     struct channel_msg msgs[3];
     struct channel_result res[3];
@@ -646,7 +573,7 @@ Test(email, dropped_connection_is_retry)
         cr_expect_eq(res[i].err, ST_RETRY, "message %d: %s (%s)", i, st_err_name(res[i].err),
                      res[i].errmsg);
     email_channel.ops->close(ch);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
     cr_expect_eq(count_files(s.dir, ".eml", NULL, 0), 1);
 }
 
@@ -686,7 +613,7 @@ Test(email, connection_refused_is_retry)
 Test(email, auth_plain_login)
 {
     static const char *const args[] = { "--auth", "shiptrack:s3cret pass", NULL };
-    struct smtpd s;
+    struct tu_smtpd s;
     struct channel *ch;
     struct channel_msg msg = { .shipment_id = 9 };
     struct channel_result res;
@@ -722,7 +649,7 @@ Test(email, auth_plain_login)
     cr_expect_eq(res.err, ST_CONFIG, "got %s: %s", st_err_name(res.err), res.errmsg);
     cr_expect_eq(res.code, 530);
     email_channel.ops->close(ch);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
 
     cr_assert_eq(count_files(s.dir, ".json", path, sizeof(path)), 1);
     meta = json_load_file(path, 0, NULL);
@@ -733,7 +660,7 @@ Test(email, auth_plain_login)
 
 Test(email, starttls_required_but_not_offered)
 {
-    struct smtpd s;
+    struct tu_smtpd s;
     struct channel *ch;
     struct channel_msg msg = { .shipment_id = 3 };
     struct channel_result res;
@@ -755,7 +682,7 @@ Test(email, starttls_required_but_not_offered)
     cr_assert_eq(email_channel.ops->send(ch, &msg, 1, &res, err, sizeof(err)), ST_OK);
     cr_expect_eq(res.err, ST_OK, "%s", res.errmsg);
     email_channel.ops->close(ch);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
     cr_expect_eq(count_files(s.dir, ".eml", NULL, 0), 1);
 }
 
@@ -849,7 +776,7 @@ static void send_tls(struct channel *ch, const struct channel_msg *msg, struct c
  * and accepted (with a warning at open) when it is switched off. */
 Test(email, starttls_verifies_certificate)
 {
-    struct smtpd s;
+    struct tu_smtpd s;
     struct channel *ch;
     struct channel_msg msg = { .shipment_id = 4 };
     struct channel_result res;
@@ -874,7 +801,7 @@ Test(email, starttls_verifies_certificate)
     send_tls(ch, &msg, &res);
     cr_expect_eq(res.err, ST_OK, "%s", res.errmsg);
     email_channel.ops->close(ch);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
 
     cr_assert_eq(count_files(s.dir, ".json", path, sizeof(path)), 1);
     meta = json_load_file(path, 0, NULL);
@@ -893,7 +820,7 @@ Test(email, starttls_trusted_with_auth)
         ST_SOURCE_DIR "/tests/fixtures/smtp/key.pem", "--auth", "shiptrack:pw", NULL,
     };
     char err[256], path[512];
-    struct smtpd s;
+    struct tu_smtpd s;
     struct channel *ch;
     struct channel_msg msg = { .shipment_id = 5 };
     struct channel_result res;
@@ -915,7 +842,7 @@ Test(email, starttls_trusted_with_auth)
         cr_expect_eq(res.err, ST_OK, "round %d: %s: %s", round, st_err_name(res.err), res.errmsg);
     }
     email_channel.ops->close(ch);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
 
     cr_assert_eq(count_files(s.dir, ".json", path, sizeof(path)), 2);
     meta = json_load_file(path, 0, NULL);

@@ -30,6 +30,7 @@
 #include "notifier.h"
 #include "poller.h"
 #include "relay.h"
+#include "smtpd.h"
 #include "testdb.h"
 #include "testutil.h"
 
@@ -246,72 +247,20 @@ static int sms_lines(void)
 
 /* ---- a real SMTP server ---- */
 
-struct smtpd {
-    pid_t pid;
-    int in_fd, port;
-    char dir[96];
-};
-
-static void smtpd_start(struct smtpd *s)
+/* The shared SMTP server (tests/support/smtpd.c), saving into this test's
+ * directory, and the channel settings that point at it. */
+static void smtpd_start(struct tu_smtpd *s)
 {
-    char script[512], line[64] = "";
-    int in[2], out[2];
-    struct pollfd pfd;
-    size_t n = 0;
+    char dir[160], port[16];
 
-    memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "%s/smtpd", tmp);
-    cr_assert_eq(mkdir(s->dir, 0700), 0);
-    snprintf(script, sizeof(script), "%s/tests/support/smtp_server.py", ST_SOURCE_DIR);
-    cr_assert_eq(pipe(in), 0);
-    cr_assert_eq(pipe(out), 0);
-    s->pid = fork();
-    cr_assert_geq(s->pid, 0);
-    if (s->pid == 0) {
-        char *argv[] = { (char *)"/usr/bin/python3", script, (char *)"--dir", s->dir, NULL };
-
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    s->in_fd = in[1];
-    pfd.fd = out[0];
-    pfd.events = POLLIN;
-    while (n + 1 < sizeof(line) && strchr(line, '\n') == NULL) {
-        ssize_t r;
-
-        cr_assert_gt(poll(&pfd, 1, 15000), 0, "SMTP server did not start");
-        r = read(out[0], line + n, sizeof(line) - 1 - n);
-        cr_assert_gt(r, 0, "SMTP server exited (is python3-aiosmtpd installed?)");
-        n += (size_t)r;
-        line[n] = '\0';
-    }
-    close(out[0]);
-    cr_assert_eq(sscanf(line, "PORT %d", &s->port), 1, "unexpected line: %s", line);
-    snprintf(line, sizeof(line), "%d", s->port);
+    snprintf(dir, sizeof(dir), "%s/smtpd", tmp);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    tu_smtpd_start(s, dir, NULL);
+    snprintf(port, sizeof(port), "%d", s->port);
     setenv("SHIPTRACK_SMTP_HOST", "127.0.0.1", 1);
-    setenv("SHIPTRACK_SMTP_PORT", line, 1);
+    setenv("SHIPTRACK_SMTP_PORT", port, 1);
     setenv("SHIPTRACK_SMTP_STARTTLS", "off", 1);
     setenv("SHIPTRACK_SMTP_TIMEOUT", "5s", 1);
-}
-
-static void smtpd_stop(struct smtpd *s)
-{
-    int status;
-
-    close(s->in_fd);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-            return;
-        usleep(50000);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, &status, 0);
 }
 
 /* ---- milestone mapping ---- */
@@ -516,7 +465,7 @@ Test(notifier, frequency_cap_suppresses_with_reason)
 Test(notifier, smtp_451_is_retried_then_sent)
 {
     struct fixture f;
-    struct smtpd s;
+    struct tu_smtpd s;
     long long sid;
     int handled;
     char err[512], *attempts;
@@ -541,13 +490,13 @@ Test(notifier, smtp_451_is_retried_then_sent)
     cr_expect_str_eq(attempts, "2");
     free(attempts);
     close_notifier(&f);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
 }
 
 Test(notifier, smtp_550_is_permanent)
 {
     struct fixture f;
-    struct smtpd s;
+    struct tu_smtpd s;
     long long sid;
     int handled;
     char err[512];
@@ -566,7 +515,7 @@ Test(notifier, smtp_550_is_permanent)
     cr_expect_eq(handled, 0, "a permanent failure is never retried");
     cr_expect_eq(count_files(s.dir, ".eml"), 0);
     close_notifier(&f);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
 }
 
 Test(notifier, header_injection_through_data_is_refused)
@@ -753,7 +702,7 @@ static json_t *subjects(const char *dir)
     cr_assert_not_null(d);
     while ((e = readdir(d)) != NULL) {
         char path[512], script[512], *o = NULL, *er = NULL;
-        char *argv[] = { (char *)"/usr/bin/python3", script, path, NULL };
+        char *argv[] = { (char *)tu_python(), script, path, NULL };
         size_t len = strlen(e->d_name);
         json_t *j;
 
@@ -778,7 +727,7 @@ Test(notifier, end_to_end_customs_hold_journey_one_email_per_milestone)
     const char *sim_args[] = { "--speed", "20000", NULL };
     struct kafka_mock mock;
     struct tu_sim sim;
-    struct smtpd s;
+    struct tu_smtpd s;
     struct role_thread poller, relay, notifier, again, intake;
     pthread_t tp, tr, tn, ta, ti;
     char err[256], sbin[512], number[64] = "", msg[512], *out = NULL, *er = NULL;
@@ -898,5 +847,5 @@ Test(notifier, end_to_end_customs_hold_journey_one_email_per_milestone)
     cr_expect_eq(again.nt.sent, 0);
     cr_expect_eq(count_files(s.dir, ".eml"), (int)sent_rows, "no email twice");
     kafka_mock_stop(&mock);
-    smtpd_stop(&s);
+    tu_smtpd_stop(&s);
 }
