@@ -751,7 +751,7 @@ enum st_err notifier_handle(struct notifier *n, const char *json, size_t len, ch
                       " SELECT $1::bigint, $2, $3, $4, $5, $6::uuid, r.locale"
                       " FROM shipments s JOIN recipients r ON r.id = s.recipient_id"
                       " WHERE s.id = $1::bigint"
-                      " ON CONFLICT (shipment_id, milestone, channel) DO NOTHING RETURNING id",
+                      " ON CONFLICT (shipment_id, milestone, channel, episode) DO NOTHING RETURNING id",
                       6, ip, PGRES_TUPLES_OK, &rc, err, errlen);
         if (ins == NULL)
             break;
