@@ -665,6 +665,22 @@ const char *scanner_filter_check(const struct stuck_filter *f, char *buf, size_t
     return buf;
 }
 
+/* Open alerts, oldest first (alerts_open_since). $1..$4 filters or NULL, $5
+ * newest since (now - min age), $6 limit, $7 now. */
+static const char list_sql[] =
+    "SELECT a.id, a.shipment_id, s.carrier, s.tracking_number,"
+    " s.destination_country, s.status, a.kind,"
+    " " ISO("a.since") ", " ISO("a.opened_at") ","
+    " greatest(0, floor(extract(epoch FROM to_timestamp($7::bigint) - a.since)))::bigint,"
+    " a.threshold_s, a.threshold_src, a.detail::text"
+    " FROM alerts a JOIN shipments s ON s.id = a.shipment_id"
+    " WHERE a.cleared_at IS NULL AND a.since <= to_timestamp($5::bigint)"
+    "   AND ($1::text IS NULL OR s.carrier = $1::text)"
+    "   AND ($2::text IS NULL OR s.destination_country = $2::text)"
+    "   AND ($3::text IS NULL OR s.status = $3::text)"
+    "   AND ($4::text IS NULL OR a.kind = $4::text)"
+    " ORDER BY a.since, a.id LIMIT $6::int";
+
 enum st_err scanner_list(PGconn *conn, const struct stuck_filter *f, time_t now, json_t **out,
                          char *err, size_t errlen)
 {
@@ -685,20 +701,7 @@ enum st_err scanner_list(PGconn *conn, const struct stuck_filter *f, time_t now,
     p[4] = before;
     p[5] = limit;
     p[6] = now_s;
-    res = db_exec(conn, "list open alerts",
-                  "SELECT a.id, a.shipment_id, s.carrier, s.tracking_number,"
-                  " s.destination_country, s.status, a.kind,"
-                  " " ISO("a.since") ", " ISO("a.opened_at") ","
-                  " greatest(0, floor(extract(epoch FROM to_timestamp($7::bigint) - a.since)))::bigint,"
-                  " a.threshold_s, a.threshold_src, a.detail::text"
-                  " FROM alerts a JOIN shipments s ON s.id = a.shipment_id"
-                  " WHERE a.cleared_at IS NULL AND a.since <= to_timestamp($5::bigint)"
-                  "   AND ($1::text IS NULL OR s.carrier = $1::text)"
-                  "   AND ($2::text IS NULL OR s.destination_country = $2::text)"
-                  "   AND ($3::text IS NULL OR s.status = $3::text)"
-                  "   AND ($4::text IS NULL OR a.kind = $4::text)"
-                  " ORDER BY a.since, a.id LIMIT $6::int",
-                  7, p, PGRES_TUPLES_OK, &rc, err, errlen);
+    res = db_exec(conn, "list open alerts", list_sql, 7, p, PGRES_TUPLES_OK, &rc, err, errlen);
     if (res == NULL)
         return rc;
     if ((arr = json_array()) == NULL) {
@@ -778,4 +781,22 @@ void scanner_print_table(FILE *f, const json_t *alerts)
     }
     fprintf(f, "%zu open alert%s\n", json_array_size(alerts),
             json_array_size(alerts) == 1 ? "" : "s");
+}
+
+const char *scanner_statement(const char *name)
+{
+    static const struct {
+        const char *name;
+        const char *sql;
+    } stmts[] = {
+        { "dwell", dwell_sql },         { "lane_p90", p90_sql },
+        { "stuck", stuck_sql },         { "customs_hold_long", customs_sql },
+        { "not_picked_up", pickup_sql }, { "tracking_failing", failing_sql },
+        { "clear", clear_sql },         { "list", list_sql },
+    };
+
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
+        if (strcmp(stmts[i].name, name) == 0)
+            return stmts[i].sql;
+    return NULL;
 }

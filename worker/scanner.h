@@ -91,4 +91,9 @@ void scanner_print_table(FILE *f, const json_t *alerts);
 /* "3d 4h", "5h 12m", "40m", "12s" into buf. */
 const char *scanner_fmt_age(long long seconds, char *buf, size_t cap);
 
+/* The SQL of a statement the scanner sends ("dwell", "lane_p90", "stuck",
+ * "customs_hold_long", "not_picked_up", "tracking_failing", "clear",
+ * "list"), for EXPLAIN in tests; NULL for other names. */
+const char *scanner_statement(const char *name);
+
 #endif
