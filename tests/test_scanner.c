@@ -796,3 +796,33 @@ Test(scanner, queries_read_indexes_not_whole_tables)
         expect_index("list", 7, p, "alerts_open_since");
     }
 }
+
+/* ---- configuration ---- */
+
+Test(scanner, stuck_after_map_is_validated_and_falls_back_to_the_built_in_table)
+{
+    static const char *const bad[][2] = {
+        { "info_received=2d", "not one of" },       /* the pickup rule's */
+        { "delivered=2d", "not a status that is polled" },
+        { "in_transit=90d", "from 1h to 60d" },
+        { "in_transit", "not status=duration" },
+    };
+    struct st_config cfg;
+    char err[512];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("SHIPTRACK_STUCK_AFTER", bad[i][0], 1);
+        cr_expect_eq(config_load(&cfg, err, sizeof(err)), ST_CONFIG, "%s", bad[i][0]);
+        cr_expect(strstr(err, "SHIPTRACK_STUCK_AFTER") != NULL && strstr(err, bad[i][1]) != NULL,
+                  "%s: %s", bad[i][0], err);
+    }
+    setenv("SHIPTRACK_STUCK_AFTER", "in_transit=36h,held=2d", 1);
+    cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
+    cr_expect_eq(config_stuck_after(&cfg, "in_transit"), 36 * H * 1000);
+    cr_expect_eq(config_stuck_after(&cfg, "held"), 2 * D * 1000);
+    cr_expect_eq(config_stuck_after(&cfg, "out_for_delivery"), 1 * D * 1000);
+    cr_expect_eq(config_stuck_after(&cfg, "info_received"), -1);
+    cr_expect_eq(config_stuck_after(&cfg, "delivered"), -1);
+    config_free(&cfg);
+    unsetenv("SHIPTRACK_STUCK_AFTER");
+}

@@ -420,7 +420,7 @@ static const char *type_form(const struct cfg_param *p, char *buf, size_t cap)
 /* Human form of a bound for messages: durations and sizes in their own units. */
 static void fmt_bound(const struct cfg_param *p, long long v, char *buf, size_t cap)
 {
-    if (p->type == CFG_DURATION) {
+    if (p->type == CFG_DURATION || p->type == CFG_MAP) {
         if (v % MS_D == 0) snprintf(buf, cap, "%lldd", v / MS_D);
         else if (v % MS_H == 0) snprintf(buf, cap, "%lldh", v / MS_H);
         else if (v % MS_MIN == 0) snprintf(buf, cap, "%lldm", v / MS_MIN);
