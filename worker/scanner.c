@@ -616,7 +616,9 @@ int scanner_run(const struct st_config *cfg, const struct scanner_opts *opts,
         passed = true;
         if (opts->once)
             break;
-        nap_ms(cfg->scan_interval_ms, opts->running);
+        /* after a failure, try again soon (at most every 10 s), not a whole interval later */
+        nap_ms(e == ST_OK || cfg->scan_interval_ms < 10000 ? cfg->scan_interval_ms : 10000,
+               opts->running);
     }
     if (conn != NULL)
         PQfinish(conn);
