@@ -9,6 +9,8 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -825,4 +827,49 @@ Test(scanner, stuck_after_map_is_validated_and_falls_back_to_the_built_in_table)
     cr_expect_eq(config_stuck_after(&cfg, "delivered"), -1);
     config_free(&cfg);
     unsetenv("SHIPTRACK_STUCK_AFTER");
+}
+
+/* ---- the role ---- */
+
+struct role_run {
+    struct st_config *cfg;
+    volatile sig_atomic_t running;
+    struct scanner_stats totals;
+    int rc;
+};
+
+static void *role_thread(void *arg)
+{
+    struct role_run *r = arg;
+    struct scanner_opts o = { &r->running, false };
+
+    r->rc = scanner_run(r->cfg, &o, &r->totals);
+    return NULL;
+}
+
+Test(scanner, role_passes_on_its_clock_with_the_offset_and_stops_cleanly)
+{
+    /* moved a day ago: stuck (in_transit 5d) only on a clock five days ahead */
+    const char *env[] = { "SHIPTRACK_SCAN_INTERVAL=1s", "SHIPTRACK_CLOCK_OFFSET=5d", NULL };
+    struct st_config cfg;
+    struct role_run r = { &cfg, 1, { 0 }, -1 };
+    long long a = ship("dhl", "JDR001", "DE", "in_transit", (long long)time(NULL) - D);
+    pthread_t th;
+    int waited = 0;
+
+    load_config(&cfg, env);
+    cr_assert_eq(pthread_create(&th, NULL, role_thread, &r), 0);
+    while (alerts(a, "stuck", true) == 0 && waited++ < 600) { /* at most a minute */
+        struct timespec ts = { 0, 100 * 1000000L };
+
+        nanosleep(&ts, NULL);
+    }
+    r.running = 0;
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_expect_eq(r.rc, 0);
+    cr_expect_eq(alerts(a, "stuck", true), 1);
+    cr_expect_geq(r.totals.raised, 1);
+    config_free(&cfg);
+    unsetenv("SHIPTRACK_CLOCK_OFFSET");
+    unsetenv("SHIPTRACK_SCAN_INTERVAL");
 }
