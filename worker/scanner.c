@@ -110,7 +110,7 @@ static enum st_err dwell_batch(PGconn *conn, const struct st_config *cfg,
     const char *p[3];
     enum st_err rc = ST_OK;
     PGresult *res;
-    long long read, head;
+    long long read, head, samples, lanes_done = 0;
     char *wm = NULL;
 
     *full = false;
@@ -150,8 +150,7 @@ static enum st_err dwell_batch(PGconn *conn, const struct st_config *cfg,
         goto fail;
     read = atoll(PQgetvalue(res, 0, 0));
     head = atoll(PQgetvalue(res, 0, 3));
-    stats->events += read;
-    stats->samples += atol(PQgetvalue(res, 0, 2));
+    samples = atoll(PQgetvalue(res, 0, 2));
     if (read > 0) {
         const char *lanes[3] = { PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
                                  PQgetvalue(res, 0, 6) };
@@ -164,7 +163,7 @@ static enum st_err dwell_batch(PGconn *conn, const struct st_config *cfg,
             PQclear(res);
             goto fail;
         }
-        stats->lanes += atol(PQcmdTuples(r2));
+        lanes_done = atoll(PQcmdTuples(r2));
         PQclear(r2);
         r2 = db_exec(conn, "advance watermark",
                      "UPDATE job_watermarks SET value = $1::bigint, updated_at = now()"
@@ -179,6 +178,9 @@ static enum st_err dwell_batch(PGconn *conn, const struct st_config *cfg,
     PQclear(res);
     if ((rc = db_commit(conn, err, errlen)) != ST_OK)
         goto fail;
+    stats->events += (long)read;
+    stats->samples += (long)samples;
+    stats->lanes += (long)lanes_done;
     /* full: the batch read every row it asked for and none was too fresh */
     *full = read > 0 && read == head && head == cfg->dwell_batch;
     free(wm);
