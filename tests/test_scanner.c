@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "kafka.h"
+#include "kafkaread.h"
+#include "relay.h"
 #include "scanner.h"
 #include "testdb.h"
 #include "testutil.h"
@@ -872,4 +875,44 @@ Test(scanner, role_passes_on_its_clock_with_the_offset_and_stops_cleanly)
     config_free(&cfg);
     unsetenv("SHIPTRACK_CLOCK_OFFSET");
     unsetenv("SHIPTRACK_SCAN_INTERVAL");
+}
+
+/* ---- through the relay to Kafka ---- */
+
+Test(scanner, alerts_reach_the_alerts_topic_through_the_relay)
+{
+    struct st_config cfg;
+    struct kafka_mock mock;
+    volatile sig_atomic_t running = 1;
+    struct relay_opts ro = { &running, true, NULL };
+    struct relay_totals rt;
+    char err[256], key[24];
+    long long a;
+    json_t *msgs, *m0, *m1;
+
+    cr_assert_eq(kafka_mock_start(&mock, 1, 4, err, sizeof(err)), ST_OK, "%s", err);
+    ro.brokers = mock.bootstraps;
+    load_config(&cfg, NULL);
+    a = ship("dhl", "JDK001", "PL", "in_transit", T0);
+    pass(&cfg, T0 + 6 * D);
+    tdb_exec(db.conn, "UPDATE shipments SET last_event_at = to_timestamp(1790000000 + 6 * 86400)");
+    pass(&cfg, T0 + 6 * D + H);
+    cr_assert_eq(relay_run(&cfg, &ro, &rt), 0);
+    cr_expect_eq(count("SELECT count(*) FROM outbox WHERE sent_at IS NULL"), 0);
+
+    msgs = tk_read_topic(mock.bootstraps, TOPIC_ALERTS, 4, 2, 20000);
+    cr_assert_eq(json_array_size(msgs), 2);
+    m0 = json_array_get(msgs, 0);
+    m1 = json_array_get(msgs, 1);
+    snprintf(key, sizeof(key), "%lld", a);
+    cr_expect_str_eq(json_string_value(json_object_get(m0, "_key")), key);
+    cr_expect_eq(json_integer_value(json_object_get(m0, "_partition")),
+                 json_integer_value(json_object_get(m1, "_partition")), "one shipment, one partition");
+    cr_expect_str_eq(json_string_value(json_object_get(m0, "type")), "alert_raised");
+    cr_expect_str_eq(json_string_value(json_object_get(m1, "type")), "alert_cleared");
+    cr_expect_not_null(json_string_value(json_object_get(m0, "event_id")));
+    cr_expect_null(json_object_get(m0, "order_ref"), "no personal data in alerts");
+    json_decref(msgs);
+    config_free(&cfg);
+    kafka_mock_stop(&mock);
 }
