@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "kafka.h"
+#include "kafkaread.h"
 #include "relay.h"
 #include "testdb.h"
 #include "testutil.h"
@@ -61,47 +62,6 @@ static void load_config(struct st_config *cfg)
     cr_assert_eq(config_load(cfg, err, sizeof(err)), ST_OK, "%s", err);
 }
 
-/* Read every message of the events topic from the beginning. */
-static json_t *consume_all(int expect, int timeout_ms)
-{
-    rd_kafka_conf_t *conf = kafka_conf_new(mock.bootstraps, NULL, 0);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(4);
-    json_t *out = json_array();
-    char err[256];
-    rd_kafka_t *rk;
-
-    cr_assert_not_null(conf);
-    cr_assert_eq(rd_kafka_conf_set(conf, "group.id", "test-reader", err, sizeof(err)),
-                 RD_KAFKA_CONF_OK);
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    cr_assert_not_null(rk, "%s", err);
-    for (int p = 0; p < 4; p++)
-        rd_kafka_topic_partition_list_add(parts, TOPIC_EVENTS, p)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    cr_assert_eq(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
-    for (int waited = 0; (int)json_array_size(out) < expect && waited < timeout_ms;) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-
-        if (m == NULL) {
-            waited += 100;
-            continue;
-        }
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            json_t *v = json_loadb(m->payload, m->len, 0, NULL);
-
-            cr_assert_not_null(v, "message is not JSON");
-            json_object_set_new(v, "_key", json_stringn(m->key, m->key_len));
-            json_object_set_new(v, "_partition", json_integer(m->partition));
-            json_array_append_new(out, v);
-        }
-        rd_kafka_message_destroy(m);
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return out;
-}
-
 /* Every row once, its event id inside, per-key sequence in order. */
 static void check_messages(json_t *msgs, int rows, int keys)
 {
@@ -144,7 +104,7 @@ Test(relay, publishes_every_row_in_order_with_its_event_id)
     cr_assert_eq(relay_run(&cfg, &o, &t), 0);
     cr_expect_eq(t.delivered, 200);
     cr_expect_eq(t.failed, 0);
-    msgs = consume_all(200, 20000);
+    msgs = tk_read_topic(mock.bootstraps, TOPIC_EVENTS, 4, 200, 20000);
     cr_assert_eq(json_array_size(msgs), 200);
     check_messages(msgs, 200, 8);
     /* a second run has nothing to do */
@@ -197,7 +157,7 @@ Test(relay, broker_down_holds_rows_and_drains_when_back)
     cr_expect_eq(rt.rc, 0);
     cr_expect_eq(sent, 60, "rows drained after the broker came back");
     cr_expect_gt(rt.totals.failed, 0, "the outage was seen");
-    msgs = consume_all(60, 20000);
+    msgs = tk_read_topic(mock.bootstraps, TOPIC_EVENTS, 4, 60, 20000);
     check_messages(msgs, 60, 6);
     json_decref(msgs);
     config_free(&rt.cfg);

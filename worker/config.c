@@ -62,7 +62,8 @@ const struct cfg_param config_params[] = {
       "lowest level written to stderr", O(log_level) },
     { "SHIPTRACK_LOG_FORMAT", CFG_ENUM, "text", 0, 0, "text|json", 0,
       "log line format: key=value text or one JSON object per line", O(log_format) },
-    { "SHIPTRACK_ROLES", CFG_LIST, "poller,relay,intake", 0, 0, "poller|relay|intake|notifier", 0,
+    { "SHIPTRACK_ROLES", CFG_LIST, "poller,relay,intake,scanner", 0, 0,
+      "poller|relay|intake|notifier|scanner", 0,
       "roles `shiptrack run` starts (comma-separated; each runs in its own process); "
       "--roles overrides", O(roles) },
     { "SHIPTRACK_KAFKA_BROKERS", CFG_STRING, NULL, 0, 0, NULL, 0,
@@ -202,8 +203,39 @@ const struct cfg_param config_params[] = {
       "key of the HMAC-SHA256 that signs unsubscribe links; required by the notifier",
       O(unsubscribe_secret) },
     { "SHIPTRACK_CLOCK_OFFSET", CFG_DURATION, "0", 0, 3650 * MS_D, NULL, 0,
-      "added to the notifier's clock (quiet hours, deferral, caps, retries): for tests and "
-      "demos only", O(clock_offset_ms) },
+      "added to the notifier's clock (quiet hours, deferral, caps, retries) and the scanner's "
+      "(alert ages): for tests and demos only", O(clock_offset_ms) },
+    /* scanner role (worker/scanner.c) */
+    { "SHIPTRACK_SCAN_INTERVAL", CFG_DURATION, "5m", 1 * MS_S, 1 * MS_D, NULL, 0,
+      "how often the scanner updates the lane statistics and looks for stuck parcels",
+      O(scan_interval_ms) },
+    { "SHIPTRACK_SCAN_BATCH", CFG_INT, "500", 1, 10000, NULL, 0,
+      "rows one scanner query reads (candidates of a rule, open alerts to re-check)",
+      O(scan_batch) },
+    { "SHIPTRACK_DWELL_BATCH", CFG_INT, "5000", 1, 100000, NULL, 0,
+      "new tracking events turned into dwell samples per transaction (at most 20 per pass)",
+      O(dwell_batch) },
+    { "SHIPTRACK_SCAN_SETTLE", CFG_DURATION, "1m", 0, 1 * MS_H, NULL, 0,
+      "events recorded less than this long ago wait for the next pass, so that a transaction "
+      "still committing a lower event id is not skipped", O(scan_settle_ms) },
+    { "SHIPTRACK_LANE_MIN_SAMPLES", CFG_INT, "20", 1, 1000000, NULL, 0,
+      "samples a lane needs before its own statistics are used instead of a wider lane or a "
+      "default", O(lane_min_samples) },
+    { "SHIPTRACK_STUCK_AFTER", CFG_MAP, NULL, 1 * MS_H, 60 * MS_D,
+      "pending|not_found|in_transit|held|out_for_delivery|attempt_failed|"
+      "available_for_pickup|exception|returning", 0,
+      "per-status time without movement after which a parcel is stuck when its lane has too few "
+      "samples, overriding the built-in table, e.g. in_transit=5d,out_for_delivery=1d",
+      O(stuck_after) },
+    { "SHIPTRACK_CUSTOMS_HOLD_ALERT", CFG_DURATION, "5d", 1 * MS_H, 60 * MS_D, NULL, 0,
+      "an open customs hold older than this raises customs_hold_long when the destination has "
+      "too few closed holds for its own 90th percentile", O(customs_hold_alert_ms) },
+    { "SHIPTRACK_PICKUP_ALERT", CFG_DURATION, "3d", 1 * MS_H, 60 * MS_D, NULL, 0,
+      "a label created this long ago without the parcel being picked up raises not_picked_up",
+      O(pickup_alert_ms) },
+    { "SHIPTRACK_FAILING_STREAK", CFG_INT, "8", 1, 1000, NULL, 0,
+      "consecutive failed polls of one shipment that raise tracking_failing",
+      O(failing_streak) },
 };
 
 const size_t config_params_count = sizeof(config_params) / sizeof(config_params[0]);
@@ -293,7 +325,12 @@ bool config_parse_rate(const char *s, long long *per_hour)
     return false;
 }
 
-/* Validate a status=duration list; the first problem goes into err. */
+static bool in_choices(const char *choices, const char *word, size_t n);
+static void fmt_bound(const struct cfg_param *p, long long v, char *buf, size_t cap);
+
+/* Validate a status=duration list: polled statuses (only the choices, when the
+ * key has some), durations within the key's bounds; the first problem goes
+ * into err. */
 static bool valid_interval_map(const char *s, const struct cfg_param *p, char *err, size_t errlen)
 {
     while (*s != '\0') {
@@ -316,8 +353,17 @@ static bool valid_interval_map(const char *s, const struct cfg_param *p, char *e
             snprintf(err, errlen, "\"%s\" is not a status that is polled", name);
             return false;
         }
+        if (p->choices != NULL && !in_choices(p->choices, name, eq)) {
+            snprintf(err, errlen, "\"%s\" is not one of %s", name, p->choices);
+            return false;
+        }
         if (!config_parse_duration(dur, &ms) || ms < p->min || ms > p->max) {
-            snprintf(err, errlen, "%s: \"%s\" is not a duration from 1s to 7d", name, dur);
+            char lo[32], hi[32];
+
+            fmt_bound(p, p->min, lo, sizeof(lo));
+            fmt_bound(p, p->max, hi, sizeof(hi));
+            snprintf(err, errlen, "%s: \"%s\" is not a duration from %s to %s", name, dur, lo,
+                     hi);
             return false;
         }
         s += len;
@@ -374,7 +420,7 @@ static const char *type_form(const struct cfg_param *p, char *buf, size_t cap)
 /* Human form of a bound for messages: durations and sizes in their own units. */
 static void fmt_bound(const struct cfg_param *p, long long v, char *buf, size_t cap)
 {
-    if (p->type == CFG_DURATION) {
+    if (p->type == CFG_DURATION || p->type == CFG_MAP) {
         if (v % MS_D == 0) snprintf(buf, cap, "%lldd", v / MS_D);
         else if (v % MS_H == 0) snprintf(buf, cap, "%lldh", v / MS_H);
         else if (v % MS_MIN == 0) snprintf(buf, cap, "%lldm", v / MS_MIN);
@@ -749,15 +795,13 @@ static const struct {
     { "exception", 3 * MS_H },          { "returning", 6 * MS_H },
 };
 
-long long config_poll_interval(const struct st_config *cfg, const char *status)
+/* The duration a status=duration list (validated at load) gives status, or -1. */
+static long long map_lookup(const char *map, const char *status)
 {
-    enum st_status st;
-    const char *s = cfg->poll_intervals;
+    const char *s = map;
     size_t n = strlen(status);
 
-    if (!st_status_parse(status, &st) || st_status_terminal(st))
-        return -1;
-    while (s != NULL && *s != '\0') { /* validated at load */
+    while (s != NULL && *s != '\0') {
         size_t len = strcspn(s, ",");
         long long ms;
 
@@ -772,10 +816,47 @@ long long config_poll_interval(const struct st_config *cfg, const char *status)
         if (*s == ',')
             s++;
     }
+    return -1;
+}
+
+long long config_poll_interval(const struct st_config *cfg, const char *status)
+{
+    enum st_status st;
+    long long ms;
+
+    if (!st_status_parse(status, &st) || st_status_terminal(st))
+        return -1;
+    if ((ms = map_lookup(cfg->poll_intervals, status)) > 0)
+        return ms;
     if (cfg->poll_interval_ms > 0)
         return cfg->poll_interval_ms;
     for (size_t i = 0; i < sizeof(default_intervals) / sizeof(default_intervals[0]); i++)
         if (strcmp(default_intervals[i].status, status) == 0)
             return default_intervals[i].ms;
     return 3 * MS_H;
+}
+
+/* Built-in "stuck" thresholds: roughly twice what a slow but healthy parcel
+ * spends in each status. info_received is the pickup rule's (PICKUP_ALERT). */
+static const struct {
+    const char *status;
+    long long ms;
+} default_stuck_after[] = {
+    { "pending", 2 * MS_D },            { "not_found", 3 * MS_D },
+    { "in_transit", 5 * MS_D },         { "held", 4 * MS_D },
+    { "out_for_delivery", 1 * MS_D },   { "attempt_failed", 3 * MS_D },
+    { "available_for_pickup", 7 * MS_D }, { "exception", 3 * MS_D },
+    { "returning", 10 * MS_D },
+};
+
+long long config_stuck_after(const struct st_config *cfg, const char *status)
+{
+    long long ms = map_lookup(cfg->stuck_after, status);
+
+    if (ms > 0)
+        return ms;
+    for (size_t i = 0; i < sizeof(default_stuck_after) / sizeof(default_stuck_after[0]); i++)
+        if (strcmp(default_stuck_after[i].status, status) == 0)
+            return default_stuck_after[i].ms;
+    return -1;
 }

@@ -117,7 +117,17 @@ struct st_config {
     char *shop_name;
     char *public_url;               /* https base of tracking and unsubscribe links */
     char *unsubscribe_secret;       /* secret: HMAC key of unsubscribe tokens */
-    long long clock_offset_ms;      /* added to the notifier's clock (tests, demo) */
+    long long clock_offset_ms;      /* added to the notifier's and scanner's clock (tests, demo) */
+    /* scanner role (worker/scanner.c) */
+    long long scan_interval_ms;     /* between passes */
+    long long scan_batch;           /* rows per candidate / open-alert query */
+    long long dwell_batch;          /* events per dwell-statistics transaction */
+    long long scan_settle_ms;       /* events younger than this wait for the next pass */
+    long long lane_min_samples;     /* samples before a lane's own statistics are trusted */
+    char *stuck_after;              /* status=duration overrides (SHIPTRACK_STUCK_AFTER) */
+    long long customs_hold_alert_ms; /* open hold age alerted without destination statistics */
+    long long pickup_alert_ms;      /* label created, not picked up, for this long */
+    long long failing_streak;       /* consecutive failed polls that raise tracking_failing */
     /* where each value came from, parallel to config_params[]: 0 default, 1 env, 2 file */
     unsigned char source[128];
 };
@@ -152,6 +162,11 @@ const struct carrier_conf *config_carrier(const struct st_config *cfg, const cha
  * the built-in default for that status, else SHIPTRACK_POLL_INTERVAL; -1 for
  * statuses that are never polled again (terminal). */
 long long config_poll_interval(const struct st_config *cfg, const char *status);
+
+/* Default "stuck" threshold (ms) for a status: SHIPTRACK_STUCK_AFTER entry,
+ * else the built-in table; -1 for statuses the stuck rule does not watch
+ * (terminal ones, and info_received, which the pickup rule watches). */
+long long config_stuck_after(const struct st_config *cfg, const char *status);
 
 bool config_parse_rate(const char *s, long long *per_hour);
 

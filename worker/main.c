@@ -30,6 +30,7 @@
 #include "notifier.h"
 #include "kafka.h"
 #include "register.h"
+#include "scanner.h"
 #include "templates.h"
 #include "timeline.h"
 
@@ -49,7 +50,7 @@ static const struct {
     const char *help;
 } commands[] = {
     { "run", "[--roles LIST] [--until-idle]",
-      "run worker roles until SIGTERM (roles: poller, relay, intake, notifier; all)" },
+      "run worker roles until SIGTERM (roles: poller, relay, intake, notifier, scanner; all)" },
     { "kafka-mock", "[--brokers N]", "run a mock Kafka cluster for tests; prints its bootstrap servers" },
     { "migrate", "", "apply database migrations (safe to run concurrently and repeatedly)" },
     { "register", "--carrier C --tracking N [--email E] [--phone P] [--locale L]\n"
@@ -62,6 +63,10 @@ static const struct {
     { "detect", "NUMBER [--json]", "which carriers and formats a tracking number fits" },
     { "render", "--milestone M --locale L --channel email|sms [--data FILE]",
       "print a rendered notification (built-in sample data without --data)" },
+    { "stuck", "[--carrier C] [--destination CC] [--status S] [--kind K] [--min-age DURATION]\n"
+               "              [--limit N] [--json]",
+      "list open stuck-parcel alerts, oldest first (JSON lines with --json)" },
+    { "scan", "--once", "run one scanner pass (lane statistics, raise and clear alerts)" },
     { "carriers", "[--json]", "list supported carriers and whether credentials are set" },
     { "config", "[--markdown]", "print the configuration in effect (secrets masked)" },
     { "version", "", "print the version" },
@@ -485,6 +490,107 @@ static int cmd_render(const struct st_config *cfg, int argc, char **argv)
     return 0;
 }
 
+/* `stuck`: open alerts, filtered, oldest first. Bad filters exit 2. */
+static int cmd_stuck(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "carrier", required_argument, NULL, 0 }, { "destination", required_argument, NULL, 0 },
+        { "status", required_argument, NULL, 0 },  { "kind", required_argument, NULL, 0 },
+        { "min-age", required_argument, NULL, 0 }, { "json", no_argument, NULL, 0 },
+        { "limit", required_argument, NULL, 0 },   { NULL, 0, NULL, 0 },
+    };
+    const char *v[7] = { 0 }, *pos[1];
+    struct stuck_filter f = { 0 };
+    char dest[3] = "", why[160], err[512];
+    json_t *alerts;
+    PGconn *conn;
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    f.carrier = v[0];
+    if (v[1] != NULL) {
+        if (strlen(v[1]) != 2)
+            return usage_error("--destination: \"%s\" is not a two-letter country code", v[1]);
+        dest[0] = (char)toupper((unsigned char)v[1][0]);
+        dest[1] = (char)toupper((unsigned char)v[1][1]);
+        f.destination = dest;
+    }
+    f.status = v[2];
+    f.kind = v[3];
+    if (v[4] != NULL) {
+        long long ms;
+
+        if (!config_parse_duration(v[4], &ms))
+            return usage_error("--min-age: \"%s\" is not a duration such as 90m, 12h or 3d",
+                               v[4]);
+        f.min_age_s = ms / 1000;
+    }
+    f.limit = 100;
+    if (v[6] != NULL) {
+        char *end;
+
+        errno = 0;
+        f.limit = strtol(v[6], &end, 10);
+        if (errno != 0 || end == v[6] || *end != '\0' || f.limit < 1 || f.limit > 10000)
+            return usage_error("--limit: \"%s\" is not a number from 1 to 10000", v[6]);
+    }
+    if (scanner_filter_check(&f, why, sizeof(why)) != NULL)
+        return usage_error("%s", why);
+    if ((conn = connect_or_report(cfg)) == NULL)
+        return 1;
+    if (scanner_list(conn, &f, time(NULL) + (time_t)(cfg->clock_offset_ms / 1000), &alerts, err,
+                     sizeof(err)) != ST_OK) {
+        fprintf(stderr, "shiptrack stuck: %s\n", err);
+        PQfinish(conn);
+        return 1;
+    }
+    PQfinish(conn);
+    if (v[5] != NULL) {
+        size_t i;
+        json_t *a;
+
+        json_array_foreach(alerts, i, a) {
+            json_dumpf(a, stdout, JSON_COMPACT);
+            fputc('\n', stdout);
+        }
+    } else
+        scanner_print_table(stdout, alerts);
+    json_decref(alerts);
+    return 0;
+}
+
+/* `scan --once`: one scanner pass from the command line, at the scanner's
+ * clock (SHIPTRACK_CLOCK_OFFSET applies). */
+static int cmd_scan(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = { { "once", no_argument, NULL, 0 }, { NULL, 0, NULL, 0 } };
+    const char *v[1] = { 0 }, *pos[1];
+    struct scanner_stats t;
+    char err[1024];
+    PGconn *conn;
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    if (v[0] == NULL)
+        return usage_error("%s", "scan: only --once is supported here; the periodic scanner is "
+                                 "`shiptrack run --roles scanner`");
+    if ((conn = connect_or_report(cfg)) == NULL)
+        return 1;
+    if (migrate_check(conn, err, sizeof(err)) != ST_OK ||
+        scanner_pass(conn, cfg, time(NULL) + (time_t)(cfg->clock_offset_ms / 1000), &t, err,
+                     sizeof(err)) != ST_OK) {
+        fprintf(stderr, "shiptrack scan: %s\n", err);
+        PQfinish(conn);
+        return 1;
+    }
+    PQfinish(conn);
+    printf("scan: %ld events read, %ld dwell samples, %ld lanes updated, %ld alerts raised, "
+           "%ld cleared\n", t.events, t.samples, t.lanes, t.raised, t.cleared);
+    return 0;
+}
+
 /* The roles `run` knows, each a function that runs until SIGTERM. */
 static int role_poller(struct st_config *cfg, const char *brokers, bool until_idle)
 {
@@ -519,6 +625,15 @@ static int role_notifier(struct st_config *cfg, const char *brokers, bool until_
     return notifier_run(cfg, &o, &t);
 }
 
+static int role_scanner(struct st_config *cfg, const char *brokers, bool until_idle)
+{
+    struct scanner_opts o = { &running, until_idle };
+    struct scanner_stats t;
+
+    (void)brokers;
+    return scanner_run(cfg, &o, &t);
+}
+
 static const struct {
     const char *name;
     int (*run)(struct st_config *cfg, const char *brokers, bool until_idle);
@@ -528,6 +643,7 @@ static const struct {
     { "relay", role_relay, true },
     { "intake", role_intake, true },
     { "notifier", role_notifier, true },
+    { "scanner", role_scanner, false },
 };
 
 #define N_ROLES (sizeof(roles) / sizeof(roles[0]))
@@ -639,7 +755,8 @@ static int cmd_run(struct st_config *cfg, int argc, char **argv)
                 if (strlen(roles[i].name) == len && strncmp(roles[i].name, p, len) == 0)
                     break;
             if (i == N_ROLES)
-                return usage_error("--roles: \"%s\" is not a role (known: poller, relay, intake, notifier, all)",
+                return usage_error("--roles: \"%s\" is not a role (known: poller, relay, intake, notifier, "
+                                   "scanner, all)",
                                    list);
             want[i] = true;
             p += len;
@@ -764,6 +881,10 @@ int main(int argc, char **argv)
         rc = cmd_render(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "carriers") == 0)
         rc = cmd_carriers(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "stuck") == 0)
+        rc = cmd_stuck(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "scan") == 0)
+        rc = cmd_scan(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "kafka-mock") == 0)
         rc = cmd_kafka_mock(argc - 1, argv + 1);
     else if (strcmp(cmd, "run") == 0)
