@@ -50,7 +50,9 @@ static const struct {
 } commands[] = {
     { "run", "[--roles LIST] [--until-idle]",
       "run worker roles until SIGTERM (roles: poller, relay, intake, notifier; all)" },
-    { "kafka-mock", "[--brokers N]", "run a mock Kafka cluster for tests; prints its bootstrap servers" },
+    { "kafka-mock", "[--brokers N] [--control]",
+      "run a mock Kafka cluster for tests; prints its bootstrap servers (--control: fault\n"
+      "        commands on stdin: down ID, up ID, rtt ID MS, errors API_KEY COUNT CODE)" },
     { "migrate", "", "apply database migrations (safe to run concurrently and repeatedly)" },
     { "register", "--carrier C --tracking N [--email E] [--phone P] [--locale L]\n"
                   "              [--time-zone Z] [--origin CC] [--destination CC] [--order-ref R] [--json]\n"
@@ -682,20 +684,37 @@ static int cmd_run(struct st_config *cfg, int argc, char **argv)
     return rc;
 }
 
-/* `shiptrack kafka-mock`: a standalone mock cluster for tests and the demo. */
+/* `shiptrack kafka-mock`: a standalone mock cluster for tests and the demo.
+ * With --control, fault commands (kafka_mock_command) are read from stdin,
+ * one per line, each answered "ok" or "error: ..." on stdout; end of input
+ * stops the cluster. */
 static int cmd_kafka_mock(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        { "brokers", required_argument, NULL, 'b' },
+        { "control", no_argument, NULL, 'c' },
+        { NULL, 0, NULL, 0 },
+    };
     struct kafka_mock mock;
     struct sigaction sa;
-    char err[512];
-    int brokers = 1;
+    char err[512], line[512];
+    int brokers = 1, c;
+    bool control = false;
 
-    if (argc == 3 && strcmp(argv[1], "--brokers") == 0) {
-        brokers = atoi(argv[2]);
-        if (brokers < 1 || brokers > 9)
-            return usage_error("--brokers: \"%s\" is not 1 to 9", argv[2]);
-    } else if (argc != 1)
-        return usage_error("%s", "kafka-mock: usage: shiptrack kafka-mock [--brokers N]");
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'b') {
+            brokers = atoi(optarg);
+            if (brokers < 1 || brokers > 9)
+                return usage_error("--brokers: \"%s\" is not 1 to 9", optarg);
+        } else if (c == 'c')
+            control = true;
+        else
+            return usage_error("%s", "kafka-mock: usage: shiptrack kafka-mock [--brokers N]"
+                                     " [--control]");
+    }
+    if (optind != argc)
+        return usage_error("kafka-mock: unexpected argument \"%s\"", argv[optind]);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -707,8 +726,24 @@ static int cmd_kafka_mock(int argc, char **argv)
     }
     printf("shiptrack kafka-mock: bootstrap servers %s\n", mock.bootstraps);
     fflush(stdout);
-    while (running)
-        pause();
+    while (running) {
+        if (!control) {
+            pause();
+            continue;
+        }
+        if (fgets(line, sizeof(line), stdin) == NULL) {
+            if (ferror(stdin) && errno == EINTR) {
+                clearerr(stdin);
+                continue;
+            }
+            break; /* end of input: the controller is gone */
+        }
+        if (kafka_mock_command(&mock, line, err, sizeof(err)) == ST_OK)
+            printf("ok\n");
+        else
+            printf("error: %s\n", err);
+        fflush(stdout);
+    }
     kafka_mock_stop(&mock);
     return 0;
 }
