@@ -536,10 +536,13 @@ static const struct {
 
 /* Supervise one child process per role: forward SIGTERM, restart a role that
  * dies (with backoff), return 0 when all stopped cleanly after a stop. */
+#define SUPERVISE_HEALTHY_S 60 /* a role that ran this long has its restart backoff reset */
+
 static int supervise(struct st_config *cfg, bool *want, const char *brokers, bool until_idle)
 {
     pid_t pids[N_ROLES] = { 0 };
     long long backoff[N_ROLES];
+    time_t started[N_ROLES] = { 0 };
     int rc = 0, alive = 0;
 
     for (size_t i = 0; i < N_ROLES; i++)
@@ -557,6 +560,7 @@ static int supervise(struct st_config *cfg, bool *want, const char *brokers, boo
             }
             if (pids[i] == 0)
                 _exit(roles[i].run(cfg, brokers, until_idle));
+            started[i] = time(NULL);
             alive++;
             log_info("worker.role", 0, NULL, "role %s started (pid %ld)", roles[i].name,
                      (long)pids[i]);
@@ -598,7 +602,10 @@ static int supervise(struct st_config *cfg, bool *want, const char *brokers, boo
                     rc = 2;
                     break;
                 }
-                /* died while it should run: restart it, a little later each time */
+                /* died while it should run: restart it, a little later each time
+                 * it dies young; one that ran a while starts over at 1 s */
+                if (time(NULL) - started[i] >= SUPERVISE_HEALTHY_S)
+                    backoff[i] = 1;
                 log_error("worker.role", 0, NULL, "role %s exited (%s %d); restarting in %lld s",
                           roles[i].name, WIFEXITED(status) ? "status" : "signal",
                           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
