@@ -25,6 +25,7 @@
 #include "migrate.h"
 #include "normalize.h"
 #include "poller.h"
+#include "privacy.h"
 #include "relay.h"
 #include "intake.h"
 #include "notifier.h"
@@ -51,8 +52,8 @@ static const struct {
     { "run", "[--roles LIST] [--until-idle]",
       "run worker roles until SIGTERM (roles: poller, relay, intake, notifier; all)" },
     { "kafka-mock", "[--brokers N] [--control]",
-      "run a mock Kafka cluster for tests; prints its bootstrap servers (--control: fault\n"
-      "        commands on stdin: down ID, up ID, rtt ID MS, errors API_KEY COUNT CODE)" },
+      "run a mock Kafka cluster for tests; prints its bootstrap servers; --control reads\n"
+      "              fault commands from stdin: down ID, up ID, rtt ID MS, errors API_KEY COUNT CODE" },
     { "migrate", "", "apply database migrations (safe to run concurrently and repeatedly)" },
     { "register", "--carrier C --tracking N [--email E] [--phone P] [--locale L]\n"
                   "              [--time-zone Z] [--origin CC] [--destination CC] [--order-ref R] [--json]\n"
@@ -66,6 +67,11 @@ static const struct {
       "print a rendered notification (built-in sample data without --data)" },
     { "carriers", "[--json]", "list supported carriers and whether credentials are set" },
     { "config", "[--markdown]", "print the configuration in effect (secrets masked)" },
+    { "forget", "--email E | --phone P | --tracking N | --order-ref R | --recipient ID\n"
+      "              [--dry-run] [--json]",
+      "erase a recipient's personal data and pending notifications (timeline kept, anonymized)" },
+    { "retention", "[--dry-run] [--json]",
+      "one pass of the retention job (SHIPTRACK_RETENTION_*); the scanner role runs it hourly" },
     { "version", "", "print the version" },
     { "help", "", "print this help" },
 };
@@ -298,6 +304,103 @@ static int cmd_timeline(const struct st_config *cfg, int argc, char **argv)
     } else
         timeline_print_text(stdout, tl);
     json_decref(tl);
+    return 0;
+}
+
+/* Print what an erasure or a retention pass did (JSON with json). */
+static void print_privacy(const struct privacy_stats *st, bool dry_run, bool json)
+{
+    if (json) {
+        printf("{\"dry_run\":%s,\"recipients\":%ld,\"shipments\":%ld,\"notifications\":%ld,"
+               "\"events\":%ld,\"outbox\":%ld,\"raw\":%ld}\n",
+               dry_run ? "true" : "false", st->recipients, st->shipments, st->notifications,
+               st->events, st->outbox, st->raw);
+        return;
+    }
+    printf("%s%ld recipient%s erased (%ld shipment%s kept, anonymized); %ld pending "
+           "notification%s suppressed; %ld event%s scrubbed",
+           dry_run ? "dry run, nothing changed: " : "", st->recipients,
+           st->recipients == 1 ? "" : "s", st->shipments, st->shipments == 1 ? "" : "s",
+           st->notifications, st->notifications == 1 ? "" : "s", st->events,
+           st->events == 1 ? "" : "s");
+    if (st->outbox || st->raw)
+        printf("; %ld sent outbox row%s deleted; carrier words of %ld finished shipment%s purged",
+               st->outbox, st->outbox == 1 ? "" : "s", st->raw, st->raw == 1 ? "" : "s");
+    putchar('\n');
+}
+
+/* `shiptrack forget`: erase a recipient's personal data. */
+static int cmd_forget(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "email", required_argument, NULL, 0 },    { "phone", required_argument, NULL, 0 },
+        { "tracking", required_argument, NULL, 0 }, { "order-ref", required_argument, NULL, 0 },
+        { "recipient", required_argument, NULL, 0 }, { "dry-run", no_argument, NULL, 0 },
+        { "json", no_argument, NULL, 0 },           { NULL, 0, NULL, 0 },
+    };
+    static const enum privacy_key keys[] = { PRIVACY_EMAIL, PRIVACY_PHONE, PRIVACY_TRACKING,
+                                             PRIVACY_ORDER_REF, PRIVACY_RECIPIENT };
+    const char *v[7] = { 0 }, *pos[1];
+    struct privacy_stats st;
+    char err[512], masked[300];
+    PGconn *conn;
+    int n, rc, which = -1;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    for (int i = 0; i < 5; i++) {
+        if (v[i] == NULL)
+            continue;
+        if (which >= 0)
+            return usage_error("%s", "forget: give exactly one of --email, --phone, --tracking,"
+                                     " --order-ref, --recipient");
+        which = i;
+    }
+    if (which < 0)
+        return usage_error("%s", "forget: whom? --email E | --phone P | --tracking N |"
+                                 " --order-ref R | --recipient ID");
+    if ((conn = connect_or_report(cfg)) == NULL)
+        return 1;
+    rc = privacy_forget(conn, keys[which], v[which], v[5] != NULL, &st, err, sizeof(err));
+    PQfinish(conn);
+    if (rc != ST_OK) {
+        fprintf(stderr, "shiptrack forget: %s\n", err);
+        return rc == ST_PERMANENT ? EXIT_USAGE : 1;
+    }
+    log_info("privacy.forget", 0, NULL, "%s %s: %ld recipients erased, %ld notifications "
+             "suppressed%s", opts[which].name, log_mask_pii(v[which], masked, sizeof(masked)),
+             st.recipients, st.notifications, v[5] != NULL ? " (dry run)" : "");
+    print_privacy(&st, v[5] != NULL, v[6] != NULL);
+    return 0;
+}
+
+/* `shiptrack retention`: one pass of the retention job. */
+static int cmd_retention(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "dry-run", no_argument, NULL, 0 },
+        { "json", no_argument, NULL, 0 },
+        { NULL, 0, NULL, 0 },
+    };
+    const struct retention_policy pol = { cfg->retention_outbox_ms, cfg->retention_raw_ms,
+                                          cfg->retention_personal_ms };
+    const char *v[2] = { 0 }, *pos[1];
+    struct privacy_stats st;
+    char err[512];
+    PGconn *conn;
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    if ((conn = connect_or_report(cfg)) == NULL)
+        return 1;
+    rc = privacy_retention(conn, &pol, v[0] != NULL, &st, err, sizeof(err));
+    PQfinish(conn);
+    if (rc != ST_OK) {
+        fprintf(stderr, "shiptrack retention: %s\n", err);
+        return 1;
+    }
+    print_privacy(&st, v[0] != NULL, v[1] != NULL);
     return 0;
 }
 
@@ -798,6 +901,10 @@ int main(int argc, char **argv)
         rc = cmd_register(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "timeline") == 0)
         rc = cmd_timeline(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "forget") == 0)
+        rc = cmd_forget(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "retention") == 0)
+        rc = cmd_retention(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "normalize") == 0)
         rc = cmd_normalize(argc - 1, argv + 1);
     else if (strcmp(cmd, "detect") == 0)

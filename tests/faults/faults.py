@@ -18,6 +18,7 @@ then waits for the system to converge. The invariants checked at the end:
   duplicates     every email the SMTP server accepted matches one sent row,
                  and no recipient got the same message twice
   outbox         no row left unsent
+  logs           no secret, e-mail address or phone number in the worker's logs
   recovery       the system converged within the time limit, every worker
                  process is alive at the end (a killed one is started again, as
                  a process manager would) and exits 0 on SIGTERM
@@ -44,6 +45,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PYTHON = os.environ.get("SHIPTRACK_PYTHON", "/usr/bin/python3")
 CONVERGE_LIMIT = 150  # seconds after the fault window
 FINAL = ("sent", "suppressed", "failed_permanent")
+# Secrets the worker is given; none may appear in any log (checked per scenario).
+SECRETS = {name: "%s-%s" % (name, os.urandom(9).hex()) for name in (
+    "dhl-key", "laposte-key", "track17-key", "oauth-secret", "unsubscribe-secret",
+    "db-password")}
 
 
 def log(msg):
@@ -156,7 +161,9 @@ class System:
     def env(self):
         e = {k: v for k, v in os.environ.items() if not k.startswith("SHIPTRACK_")}
         e.update({
-            "SHIPTRACK_DATABASE_URL": self.url,
+            # the cluster trusts loopback, so the password is only there to be kept out of logs
+            "SHIPTRACK_DATABASE_URL": self.url.replace("postgres@", "postgres:%s@" %
+                                                       SECRETS["db-password"], 1),
             "SHIPTRACK_KAFKA_BROKERS": self.brokers,
             "SHIPTRACK_LOG_LEVEL": "info",
             "SHIPTRACK_TEMPLATES_DIR": os.path.join(ROOT, "templates"),
@@ -168,7 +175,7 @@ class System:
             "SHIPTRACK_SMS_JSONL_FILE": os.path.join(self.work, "sms.jsonl"),
             "SHIPTRACK_SHOP_NAME": "Fault Shop",
             "SHIPTRACK_PUBLIC_URL": "https://track.shop.example",
-            "SHIPTRACK_UNSUBSCRIBE_SECRET": "fault-suite-secret",
+            "SHIPTRACK_UNSUBSCRIBE_SECRET": SECRETS["unsubscribe-secret"],
             "SHIPTRACK_QUIET_HOURS_EMAIL": "off",
             "SHIPTRACK_QUIET_HOURS_SMS": "off",
             "SHIPTRACK_NOTIFY_MAX_PER_DAY": "100",
@@ -187,18 +194,21 @@ class System:
             e["SHIPTRACK_%s_BASE_URL" % c] = self.sim_url
             e["SHIPTRACK_%s_RATE" % c] = "500/s"
             e["SHIPTRACK_%s_DAILY_QUOTA" % c] = "0"
-        e.update({"SHIPTRACK_DHL_API_KEY": "f-dhl", "SHIPTRACK_LAPOSTE_API_KEY": "f-laposte",
-                  "SHIPTRACK_TRACK17_API_KEY": "f-17track"})
+        e.update({"SHIPTRACK_DHL_API_KEY": SECRETS["dhl-key"],
+                  "SHIPTRACK_LAPOSTE_API_KEY": SECRETS["laposte-key"],
+                  "SHIPTRACK_TRACK17_API_KEY": SECRETS["track17-key"]})
         for c in ("UPS", "FEDEX", "USPS"):
             e["SHIPTRACK_%s_CLIENT_ID" % c] = "f-client"
-            e["SHIPTRACK_%s_CLIENT_SECRET" % c] = "f-secret"
+            e["SHIPTRACK_%s_CLIENT_SECRET" % c] = SECRETS["oauth-secret"]
         return e
 
     def start_sim(self):
         p = Proc("sim", [self.sim_bin, "--port", "0", "--speed", str(self.args.speed),
-                         "--dhl-api-key", "f-dhl", "--laposte-api-key", "f-laposte",
-                         "--track17-api-key", "f-17track", "--oauth-client-id", "f-client",
-                         "--oauth-client-secret", "f-secret"], os.environ, self.work,
+                         "--dhl-api-key", SECRETS["dhl-key"],
+                         "--laposte-api-key", SECRETS["laposte-key"],
+                         "--track17-api-key", SECRETS["track17-key"],
+                         "--oauth-client-id", "f-client",
+                         "--oauth-client-secret", SECRETS["oauth-secret"]], os.environ, self.work,
                  stdin=subprocess.DEVNULL, pipe_stdout=True)
         line = p.p.stdout.readline().decode()
         if "listening on " not in line:
@@ -359,6 +369,25 @@ class System:
             elif hdr.get("message-id", "") not in sent_refs:
                 dups += 1  # accepted by the server but not recorded as this send
         return len(expect), settled, missing + unsettled, emails, dups
+
+    def leaks(self):
+        """Secrets, e-mail addresses and phone numbers found verbatim in the
+        worker's logs (the simulator's and the SMTP server's own logs are not
+        the worker's): a list of "what in which log"."""
+        found = []
+        needles = [("secret " + k, v) for k, v in SECRETS.items()]
+        for ship in self.plan:
+            for k in ("email", "phone"):
+                if ship.get(k):
+                    needles.append((k, ship[k]))
+        for f in sorted(os.listdir(self.work)):
+            if not f.endswith(".log") or f.split(".")[0] in ("sim", "smtp", "kafka"):
+                continue
+            text = open(os.path.join(self.work, f), "rb").read().decode("utf-8", "replace")
+            for what, v in needles:
+                if v in text:
+                    found.append("%s in %s" % (what, f))
+        return found
 
     def converged(self):
         try:
@@ -544,6 +573,7 @@ def run_scenario(args, cluster, name, fn, root):
         row.update(events=stored, events_expected=want, notifications=settled,
                    notifications_expected=exp, emails=emails, duplicates=dups,
                    losses=ev_bad + n_bad + max(unsent, 0), dead=dead)
+        row["leaks"] = s.leaks()
         row["sent"] = s.scalar("SELECT count(*) FROM notifications WHERE status = 'sent'")
         row["failed"] = s.scalar("SELECT count(*) FROM notifications"
                                  " WHERE status = 'failed_permanent'")
@@ -556,7 +586,7 @@ def run_scenario(args, cluster, name, fn, root):
         row["exit"] = bad_exit
     row["ok"] = ("error" not in row and row.get("recovery_s") is not None and
                  row["losses"] == 0 and row["duplicates"] == 0 and not row["dead"] and
-                 not bad_exit)
+                 not row["leaks"] and not bad_exit)
     if not row["ok"] and not args.keep:
         for f in sorted(os.listdir(work)):
             if f.endswith(".log"):
@@ -583,7 +613,8 @@ def table(rows):
                          else "not within %d s" % CONVERGE_LIMIT,
                          "ok" if r["ok"] else "FAILED" + (
                              " (dead: %s)" % ",".join(r["dead"]) if r["dead"] else "") + (
-                             " (exit: %s)" % r["exit"] if r.get("exit") else "")))
+                             " (exit: %s)" % r["exit"] if r.get("exit") else "") + (
+                             " (in logs: %s)" % "; ".join(r["leaks"]) if r["leaks"] else "")))
     return "\n".join(lines)
 
 
