@@ -71,8 +71,11 @@ class Cluster:
     """The throwaway PostgreSQL cluster (scripts/pg-start faults)."""
 
     def __init__(self):
+        # durable: an immediate restart is a crash, and committed work must survive it
+        env = dict(os.environ, SHIPTRACK_PG_DURABLE="1")
         self.url = subprocess.run([os.path.join(ROOT, "scripts", "pg-start"), "faults"],
-                                  check=True, capture_output=True, text=True).stdout.strip()
+                                  check=True, capture_output=True, text=True,
+                                  env=env).stdout.strip()
         env = {}
         with open(os.path.join(ROOT, ".run", "pg-faults.env")) as f:
             for line in f:
