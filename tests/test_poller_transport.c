@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "poller.h"
+#include "smtpd.h"
 #include "testdb.h"
 #include "testutil.h"
 
@@ -55,7 +56,9 @@ static void register_dhl(int n)
     unlink(plan);
 }
 
-static void poll_once(struct poller_totals *t)
+/* One poller pass over every due shipment, DHL pointed at base (the simulator
+ * when NULL). */
+static void poll_via(const char *base, struct poller_totals *t)
 {
     struct st_config cfg;
     volatile sig_atomic_t running = 1;
@@ -64,7 +67,7 @@ static void poll_once(struct poller_totals *t)
 
     setenv("SHIPTRACK_DATABASE_URL", db.url, 1);
     setenv("SHIPTRACK_DHL_API_KEY", "sim-dhl-key", 1);
-    setenv("SHIPTRACK_DHL_BASE_URL", sim.url, 1);
+    setenv("SHIPTRACK_DHL_BASE_URL", base != NULL ? base : sim.url, 1);
     setenv("SHIPTRACK_DHL_RATE", "1000/s", 1);
     setenv("SHIPTRACK_DHL_DAILY_QUOTA", "0", 1);
     setenv("SHIPTRACK_HTTP_TIMEOUT", "700ms", 1);
@@ -72,6 +75,11 @@ static void poll_once(struct poller_totals *t)
     cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
     cr_assert_eq(poller_run(&cfg, &o, t), 0);
     config_free(&cfg);
+}
+
+static void poll_once(struct poller_totals *t)
+{
+    poll_via(NULL, t);
 }
 
 /* curl write callback that drops the body. */
@@ -174,4 +182,38 @@ Test(transport, slow_bodies_time_out)
     poll_once(&t);
     check_failed(&t, 4, "Timeout");
     heal_and_check(4);
+}
+
+/* A carrier behind TLS with a certificate nobody vouches for: refused by
+ * default (the poll fails with the reason, nothing stored), accepted only
+ * when SHIPTRACK_CARRIER_TLS_VERIFY=off says so. */
+Test(transport, carrier_tls_is_verified_unless_turned_off)
+{
+    const char *args[] = { "--speed", "100000000", NULL };
+    char cert[512], key[512], port[16], base[64];
+    const char *proxy_args[5] = { cert, key, "127.0.0.1", port, NULL };
+    struct tu_smtpd proxy;
+    struct poller_totals t;
+
+    tdb_create(&db, true);
+    tu_sim_start(&sim, args);
+    snprintf(cert, sizeof(cert), "%s/tests/fixtures/smtp/cert.pem", ST_SOURCE_DIR);
+    snprintf(key, sizeof(key), "%s/tests/fixtures/smtp/key.pem", ST_SOURCE_DIR);
+    cr_assert_eq(sscanf(strrchr(sim.url, ':') + 1, "%15s", port), 1);
+    tu_pyserver_start(&proxy, "tls_proxy.py", proxy_args);
+    snprintf(base, sizeof(base), "https://127.0.0.1:%d", proxy.port);
+    register_dhl(3);
+
+    unsetenv("SHIPTRACK_CARRIER_TLS_VERIFY");
+    poll_via(base, &t);
+    check_failed(&t, 3, "certificate");
+
+    setenv("SHIPTRACK_CARRIER_TLS_VERIFY", "off", 1);
+    tdb_exec(db.conn, "UPDATE shipments SET next_poll_at = now()");
+    poll_via(base, &t);
+    unsetenv("SHIPTRACK_CARRIER_TLS_VERIFY");
+    tu_smtpd_stop(&proxy);
+    cr_expect_eq(t.failures, 0);
+    cr_expect_eq(t.polls, 3);
+    cr_expect_gt(tdb_count(db.conn, "SELECT count(*) FROM tracking_events"), 3 * 4);
 }

@@ -97,6 +97,7 @@ struct st_config {
     char *smtp_from;                /* "Name <addr>" or "addr" */
     long long smtp_timeout_ms;
     char *smtp_tls_verify;          /* on|off */
+    char *carrier_tls_verify;       /* on|off */
     char *eml_dir;
     /* SMS channel (worker/sms.c) */
     char *sms_url;                  /* Twilio-compatible API base */
@@ -117,6 +118,9 @@ struct st_config {
     char *shop_name;
     char *public_url;               /* https base of tracking and unsubscribe links */
     char *unsubscribe_secret;       /* secret: HMAC key of unsubscribe tokens */
+    long long retention_outbox_ms;  /* 0: keep */
+    long long retention_raw_ms;
+    long long retention_personal_ms;
     long long clock_offset_ms;      /* added to the notifier's and scanner's clock (tests, demo) */
     /* scanner role (worker/scanner.c) */
     long long scan_interval_ms;     /* between passes */

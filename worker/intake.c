@@ -25,7 +25,6 @@
 #include "migrate.h"
 #include "register.h"
 
-#define INTAKE_MSG_MAX 65536
 
 /* The string member key of o, NULL when absent or null; *bad set when present
  * with another type. */
@@ -70,46 +69,30 @@ static enum st_err find_shipment(PGconn *conn, const char *carrier, const char *
     return ST_OK;
 }
 
-static enum st_err apply_update(PGconn *conn, json_t *o, const char *carrier, const char *number,
-                                char *err, size_t errlen)
+static enum st_err apply_update(PGconn *conn, const struct intake_msg *m, char *err,
+                                size_t errlen)
 {
-    static const char *const keys[] = { "email", "phone", "locale", "time_zone", "order_ref" };
-    const char *bad = NULL, *vals[5];
-    struct registration r;
+    const struct registration *r = &m->r;
     const char *p[7];
-    char id[24], flags[6] = "fffff";
+    char id[24], flags[INTAKE_FIELDS + 1];
     enum st_err rc;
     PGresult *res;
-    bool any = false;
 
-    for (int i = 0; i < 5; i++) {
-        vals[i] = member(o, keys[i], &bad);
-        if (json_object_get(o, keys[i]) != NULL) {
-            flags[i] = 't';
-            any = true;
-        }
-    }
-    if (bad != NULL)
-        return st_fail(err, errlen, ST_PERMANENT, "update: %s: expected a string", bad);
-    if (!any)
-        return st_fail(err, errlen, ST_PERMANENT,
-                       "update: nothing to change (email, phone, locale, time_zone, order_ref)");
-    /* same validation and normalization as a registration */
-    rc = registration_prepare(&r, carrier, number, vals[0], vals[1], vals[2], vals[3], NULL, NULL,
-                              vals[4], err, errlen);
-    if (rc != ST_OK)
-        return rc;
+    for (int i = 0; i < INTAKE_FIELDS; i++)
+        flags[i] = m->changes[i] ? 't' : 'f';
+    flags[INTAKE_FIELDS] = '\0';
     if ((rc = db_begin(conn, err, errlen)) != ST_OK)
         return rc;
-    if ((rc = find_shipment(conn, carrier, number, id, err, errlen)) != ST_OK)
+    if ((rc = find_shipment(conn, m->carrier[0] ? m->carrier : NULL, m->number, id, err,
+                            errlen)) != ST_OK)
         goto fail;
     p[0] = id;
     p[1] = flags;
-    p[2] = r.email[0] ? r.email : NULL;
-    p[3] = r.phone[0] ? r.phone : NULL;
-    p[4] = r.locale;
-    p[5] = r.time_zone;
-    p[6] = r.order_ref[0] ? r.order_ref : NULL;
+    p[2] = r->email[0] ? r->email : NULL;
+    p[3] = r->phone[0] ? r->phone : NULL;
+    p[4] = r->locale;
+    p[5] = r->time_zone;
+    p[6] = r->order_ref[0] ? r->order_ref : NULL;
     res = db_exec(conn, "update recipient",
                   "WITH s AS (UPDATE shipments SET order_ref = CASE WHEN substr($2, 5, 1) = 't'"
                   "             THEN $7 ELSE order_ref END, updated_at = now()"
@@ -134,8 +117,8 @@ fail:
     return rc;
 }
 
-static enum st_err apply_cancel(PGconn *conn, const char *carrier, const char *number,
-                                const char **what, char *err, size_t errlen)
+static enum st_err apply_cancel(PGconn *conn, const struct intake_msg *m, const char **what,
+                                char *err, size_t errlen)
 {
     const char *p[1];
     char id[24];
@@ -144,7 +127,8 @@ static enum st_err apply_cancel(PGconn *conn, const char *carrier, const char *n
 
     if ((rc = db_begin(conn, err, errlen)) != ST_OK)
         return rc;
-    if ((rc = find_shipment(conn, carrier, number, id, err, errlen)) != ST_OK)
+    if ((rc = find_shipment(conn, m->carrier[0] ? m->carrier : NULL, m->number, id, err,
+                            errlen)) != ST_OK)
         goto fail;
     p[0] = id;
     /* the status change and its announcement, together */
@@ -175,15 +159,32 @@ fail:
     return rc;
 }
 
-enum st_err intake_apply(PGconn *conn, const char *json, size_t len, const char **what,
-                         char *err, size_t errlen)
+/* Copy a message's string member into dst[cap]; false (err filled) when it
+ * does not fit. */
+static bool copy_member(char *dst, size_t cap, const char *key, const char *v, char *err,
+                        size_t errlen)
 {
-    const char *type, *carrier, *number, *bad = NULL;
+    if (v == NULL)
+        return true;
+    if (strlen(v) >= cap) {
+        st_fail(err, errlen, ST_PERMANENT, "%s: longer than %zu bytes", key, cap - 1);
+        return false;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return true;
+}
+
+enum st_err intake_parse(const char *json, size_t len, struct intake_msg *m, char *err,
+                         size_t errlen)
+{
+    static const char *const keys[INTAKE_FIELDS] = { "email", "phone", "locale", "time_zone",
+                                                     "order_ref" };
+    const char *type, *carrier, *number, *bad = NULL, *f[INTAKE_FIELDS], *origin, *dest;
     json_error_t je;
     json_t *o;
-    enum st_err rc;
+    enum st_err rc = ST_OK;
 
-    *what = "";
+    memset(m, 0, sizeof(*m));
     if (len > INTAKE_MSG_MAX)
         return st_fail(err, errlen, ST_PERMANENT, "message larger than %d bytes", INTAKE_MSG_MAX);
     o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
@@ -197,43 +198,70 @@ enum st_err intake_apply(PGconn *conn, const char *json, size_t len, const char 
     type = member(o, "type", &bad);
     carrier = member(o, "carrier", &bad);
     number = member(o, "tracking_number", &bad);
+    for (int i = 0; i < INTAKE_FIELDS; i++) {
+        f[i] = member(o, keys[i], &bad);
+        m->changes[i] = json_object_get(o, keys[i]) != NULL;
+    }
+    origin = member(o, "origin", &bad);
+    dest = member(o, "destination", &bad);
     if (bad != NULL)
         rc = st_fail(err, errlen, ST_PERMANENT, "%s: expected a string", bad);
     else if (type == NULL)
         rc = st_fail(err, errlen, ST_PERMANENT, "type: missing (register, update or cancel)");
     else if (number == NULL)
         rc = st_fail(err, errlen, ST_PERMANENT, "tracking_number: missing");
+    else if (!copy_member(m->number, sizeof(m->number), "tracking_number", number, err, errlen) ||
+             !copy_member(m->carrier, sizeof(m->carrier), "carrier", carrier, err, errlen))
+        rc = ST_PERMANENT;
     else if (strcmp(type, "register") == 0) {
-        const char *f[7];
-        struct registration r;
-        long long id;
-        bool existed;
-
-        f[0] = member(o, "email", &bad);
-        f[1] = member(o, "phone", &bad);
-        f[2] = member(o, "locale", &bad);
-        f[3] = member(o, "time_zone", &bad);
-        f[4] = member(o, "origin", &bad);
-        f[5] = member(o, "destination", &bad);
-        f[6] = member(o, "order_ref", &bad);
-        if (bad != NULL)
-            rc = st_fail(err, errlen, ST_PERMANENT, "%s: expected a string", bad);
-        else if ((rc = registration_prepare(&r, carrier, number, f[0], f[1], f[2], f[3], f[4],
-                                            f[5], f[6], err, errlen)) ==
-                 ST_OK &&
-                 (rc = registration_store(conn, &r, &id, &existed, err, errlen)) == ST_OK)
-            *what = existed ? "already_registered" : "registered";
+        m->kind = INTAKE_REGISTER;
+        rc = registration_prepare(&m->r, carrier, number, f[0], f[1], f[2], f[3], origin, dest,
+                                  f[4], err, errlen);
     } else if (strcmp(type, "update") == 0) {
-        rc = apply_update(conn, o, carrier, number, err, errlen);
-        if (rc == ST_OK)
-            *what = "updated";
+        bool any = false;
+
+        m->kind = INTAKE_UPDATE;
+        for (int i = 0; i < INTAKE_FIELDS; i++)
+            any |= m->changes[i];
+        if (!any)
+            rc = st_fail(err, errlen, ST_PERMANENT,
+                         "update: nothing to change (email, phone, locale, time_zone, order_ref)");
+        else /* same validation and normalization as a registration */
+            rc = registration_prepare(&m->r, carrier, number, f[0], f[1], f[2], f[3], NULL, NULL,
+                                      f[4], err, errlen);
     } else if (strcmp(type, "cancel") == 0)
-        rc = apply_cancel(conn, carrier, number, what, err, errlen);
+        m->kind = INTAKE_CANCEL;
     else
         rc = st_fail(err, errlen, ST_PERMANENT,
                      "type: \"%.32s\" is not register, update or cancel", type);
     json_decref(o);
     return rc;
+}
+
+enum st_err intake_apply(PGconn *conn, const char *json, size_t len, const char **what,
+                         char *err, size_t errlen)
+{
+    struct intake_msg m;
+    long long id;
+    bool existed;
+    enum st_err rc;
+
+    *what = "";
+    if ((rc = intake_parse(json, len, &m, err, errlen)) != ST_OK)
+        return rc;
+    switch (m.kind) {
+    case INTAKE_REGISTER:
+        if ((rc = registration_store(conn, &m.r, &id, &existed, err, errlen)) == ST_OK)
+            *what = existed ? "already_registered" : "registered";
+        return rc;
+    case INTAKE_UPDATE:
+        if ((rc = apply_update(conn, &m, err, errlen)) == ST_OK)
+            *what = "updated";
+        return rc;
+    case INTAKE_CANCEL:
+        return apply_cancel(conn, &m, what, err, errlen);
+    }
+    return st_fail(err, errlen, ST_PERMANENT, "unknown message kind");
 }
 
 /* ---- the Kafka side ---- */

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "register.h"
 
 struct intake_opts {
     volatile sig_atomic_t *running; /* cleared on SIGTERM */
@@ -31,6 +32,23 @@ struct intake_totals {
 
 int intake_run(const struct st_config *cfg, const struct intake_opts *opts,
                struct intake_totals *totals);
+
+#define INTAKE_MSG_MAX 65536 /* bytes of one message */
+#define INTAKE_FIELDS 5        /* recipient fields an update may change */
+
+/* One intake message, parsed and validated (no database involved). */
+struct intake_msg {
+    enum intake_kind { INTAKE_REGISTER, INTAKE_UPDATE, INTAKE_CANCEL } kind;
+    struct registration r;       /* register: all fields; update: the new values */
+    bool changes[INTAKE_FIELDS]; /* update: email, phone, locale, time_zone, order_ref present */
+    char number[64];             /* tracking_number as sent (lookups normalize it) */
+    char carrier[33];            /* carrier as sent, "" when absent */
+};
+
+/* Parse and validate one message into m. ST_OK, or ST_PERMANENT with err
+ * naming the member and what was expected. */
+enum st_err intake_parse(const char *json, size_t len, struct intake_msg *m, char *err,
+                         size_t errlen);
 
 /* Apply one intake message (no Kafka involved; tests and the HTTP API use it
  * too). ST_OK with *what set to "registered", "already_registered",

@@ -209,3 +209,63 @@ void kafka_mock_stop(struct kafka_mock *m)
         rd_kafka_destroy(m->rk);
     memset(m, 0, sizeof(*m));
 }
+
+/* A whole number in [lo, hi] from s; false otherwise. */
+static bool parse_num(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    if (s == NULL || *s == '\0')
+        return false;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+enum st_err kafka_mock_command(struct kafka_mock *m, const char *line, char *err, size_t errlen)
+{
+    char buf[256], *save = NULL, *verb, *a1, *a2, *a3;
+    long id, v, cnt;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (strlen(line) >= sizeof(buf))
+        return st_fail(err, errlen, ST_PERMANENT, "command longer than %zu bytes",
+                       sizeof(buf) - 1);
+    memcpy(buf, line, strlen(line) + 1);
+    verb = strtok_r(buf, " \t\r\n", &save);
+    a1 = strtok_r(NULL, " \t\r\n", &save);
+    a2 = strtok_r(NULL, " \t\r\n", &save);
+    a3 = strtok_r(NULL, " \t\r\n", &save);
+    if (verb == NULL)
+        return st_fail(err, errlen, ST_PERMANENT, "empty command");
+    if (strcmp(verb, "down") == 0 || strcmp(verb, "up") == 0) {
+        if (!parse_num(a1, 1, 9, &id) || a2 != NULL)
+            return st_fail(err, errlen, ST_PERMANENT, "usage: %s BROKER_ID (1-9)", verb);
+        e = verb[0] == 'd' ? rd_kafka_mock_broker_set_down(m->cluster, (int32_t)id)
+                           : rd_kafka_mock_broker_set_up(m->cluster, (int32_t)id);
+    } else if (strcmp(verb, "rtt") == 0) {
+        if (!parse_num(a1, 1, 9, &id) || !parse_num(a2, 0, 60000, &v) || a3 != NULL)
+            return st_fail(err, errlen, ST_PERMANENT, "usage: rtt BROKER_ID MILLISECONDS");
+        e = rd_kafka_mock_broker_set_rtt(m->cluster, (int32_t)id, (int)v);
+    } else if (strcmp(verb, "errors") == 0) {
+        /* the next COUNT requests of API key KEY (0 Produce, 1 Fetch, 8 OffsetCommit,
+         * ...) fail with Kafka error code CODE (e.g. 6 NOT_LEADER, 7 REQUEST_TIMED_OUT) */
+        rd_kafka_resp_err_t codes[100];
+
+        if (!parse_num(a1, 0, 100, &v) || !parse_num(a2, 1, 100, &cnt) ||
+            !parse_num(a3, 1, 200, &id))
+            return st_fail(err, errlen, ST_PERMANENT, "usage: errors API_KEY COUNT ERROR_CODE");
+        for (long i = 0; i < cnt; i++)
+            codes[i] = (rd_kafka_resp_err_t)id;
+        rd_kafka_mock_push_request_errors_array(m->cluster, (int16_t)v, (size_t)cnt, codes);
+    } else
+        return st_fail(err, errlen, ST_PERMANENT,
+                       "unknown command \"%.32s\" (down, up, rtt, errors)", verb);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return st_fail(err, errlen, ST_PERMANENT, "%s: %s", verb, rd_kafka_err2str(e));
+    return ST_OK;
+}

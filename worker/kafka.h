@@ -61,4 +61,11 @@ enum st_err kafka_mock_start(struct kafka_mock *m, int brokers, int partitions, 
                              size_t errlen);
 void kafka_mock_stop(struct kafka_mock *m);
 
+/* Apply one fault-injection command to a running mock cluster:
+ *   down ID | up ID            take broker ID off the network / back
+ *   rtt ID MS                  add MS of round-trip latency to broker ID
+ *   errors API_KEY COUNT CODE  fail the next COUNT requests of that API key
+ * ST_OK, or ST_PERMANENT with err saying what is wrong with the line. */
+enum st_err kafka_mock_command(struct kafka_mock *m, const char *line, char *err, size_t errlen);
+
 #endif

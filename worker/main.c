@@ -25,6 +25,7 @@
 #include "migrate.h"
 #include "normalize.h"
 #include "poller.h"
+#include "privacy.h"
 #include "relay.h"
 #include "intake.h"
 #include "notifier.h"
@@ -51,7 +52,9 @@ static const struct {
 } commands[] = {
     { "run", "[--roles LIST] [--until-idle]",
       "run worker roles until SIGTERM (roles: poller, relay, intake, notifier, scanner; all)" },
-    { "kafka-mock", "[--brokers N]", "run a mock Kafka cluster for tests; prints its bootstrap servers" },
+    { "kafka-mock", "[--brokers N] [--control]",
+      "run a mock Kafka cluster for tests; prints its bootstrap servers; --control reads\n"
+      "              fault commands from stdin: down ID, up ID, rtt ID MS, errors API_KEY COUNT CODE" },
     { "migrate", "", "apply database migrations (safe to run concurrently and repeatedly)" },
     { "register", "--carrier C --tracking N [--email E] [--phone P] [--locale L]\n"
                   "              [--time-zone Z] [--origin CC] [--destination CC] [--order-ref R] [--json]\n"
@@ -69,6 +72,11 @@ static const struct {
     { "scan", "--once", "run one scanner pass (lane statistics, raise and clear alerts)" },
     { "carriers", "[--json]", "list supported carriers and whether credentials are set" },
     { "config", "[--markdown]", "print the configuration in effect (secrets masked)" },
+    { "forget", "--email E | --phone P | --tracking N | --order-ref R | --recipient ID\n"
+      "              [--dry-run] [--json]",
+      "erase a recipient's personal data and pending notifications (timeline kept, anonymized)" },
+    { "retention", "[--dry-run] [--json]",
+      "one pass of the retention job (SHIPTRACK_RETENTION_*); the scanner role runs it hourly" },
     { "version", "", "print the version" },
     { "help", "", "print this help" },
 };
@@ -301,6 +309,103 @@ static int cmd_timeline(const struct st_config *cfg, int argc, char **argv)
     } else
         timeline_print_text(stdout, tl);
     json_decref(tl);
+    return 0;
+}
+
+/* Print what an erasure or a retention pass did (JSON with json). */
+static void print_privacy(const struct privacy_stats *st, bool dry_run, bool json)
+{
+    if (json) {
+        printf("{\"dry_run\":%s,\"recipients\":%ld,\"shipments\":%ld,\"notifications\":%ld,"
+               "\"events\":%ld,\"outbox\":%ld,\"raw\":%ld}\n",
+               dry_run ? "true" : "false", st->recipients, st->shipments, st->notifications,
+               st->events, st->outbox, st->raw);
+        return;
+    }
+    printf("%s%ld recipient%s erased (%ld shipment%s kept, anonymized); %ld pending "
+           "notification%s suppressed; %ld event%s scrubbed",
+           dry_run ? "dry run, nothing changed: " : "", st->recipients,
+           st->recipients == 1 ? "" : "s", st->shipments, st->shipments == 1 ? "" : "s",
+           st->notifications, st->notifications == 1 ? "" : "s", st->events,
+           st->events == 1 ? "" : "s");
+    if (st->outbox || st->raw)
+        printf("; %ld sent outbox row%s deleted; carrier words of %ld finished shipment%s purged",
+               st->outbox, st->outbox == 1 ? "" : "s", st->raw, st->raw == 1 ? "" : "s");
+    putchar('\n');
+}
+
+/* `shiptrack forget`: erase a recipient's personal data. */
+static int cmd_forget(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "email", required_argument, NULL, 0 },    { "phone", required_argument, NULL, 0 },
+        { "tracking", required_argument, NULL, 0 }, { "order-ref", required_argument, NULL, 0 },
+        { "recipient", required_argument, NULL, 0 }, { "dry-run", no_argument, NULL, 0 },
+        { "json", no_argument, NULL, 0 },           { NULL, 0, NULL, 0 },
+    };
+    static const enum privacy_key keys[] = { PRIVACY_EMAIL, PRIVACY_PHONE, PRIVACY_TRACKING,
+                                             PRIVACY_ORDER_REF, PRIVACY_RECIPIENT };
+    const char *v[7] = { 0 }, *pos[1];
+    struct privacy_stats st;
+    char err[512], masked[300];
+    PGconn *conn;
+    int n, rc, which = -1;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    for (int i = 0; i < 5; i++) {
+        if (v[i] == NULL)
+            continue;
+        if (which >= 0)
+            return usage_error("%s", "forget: give exactly one of --email, --phone, --tracking,"
+                                     " --order-ref, --recipient");
+        which = i;
+    }
+    if (which < 0)
+        return usage_error("%s", "forget: whom? --email E | --phone P | --tracking N |"
+                                 " --order-ref R | --recipient ID");
+    if ((conn = connect_or_report(cfg)) == NULL)
+        return 1;
+    rc = privacy_forget(conn, keys[which], v[which], v[5] != NULL, &st, err, sizeof(err));
+    PQfinish(conn);
+    if (rc != ST_OK) {
+        fprintf(stderr, "shiptrack forget: %s\n", err);
+        return rc == ST_PERMANENT ? EXIT_USAGE : 1;
+    }
+    log_info("privacy.forget", 0, NULL, "%s %s: %ld recipients erased, %ld notifications "
+             "suppressed%s", opts[which].name, log_mask_pii(v[which], masked, sizeof(masked)),
+             st.recipients, st.notifications, v[5] != NULL ? " (dry run)" : "");
+    print_privacy(&st, v[5] != NULL, v[6] != NULL);
+    return 0;
+}
+
+/* `shiptrack retention`: one pass of the retention job. */
+static int cmd_retention(const struct st_config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "dry-run", no_argument, NULL, 0 },
+        { "json", no_argument, NULL, 0 },
+        { NULL, 0, NULL, 0 },
+    };
+    const struct retention_policy pol = { cfg->retention_outbox_ms, cfg->retention_raw_ms,
+                                          cfg->retention_personal_ms };
+    const char *v[2] = { 0 }, *pos[1];
+    struct privacy_stats st;
+    char err[512];
+    PGconn *conn;
+    int n, rc;
+
+    if ((rc = parse_opts(argc, argv, opts, v, 0, pos, &n)) >= 0)
+        return rc;
+    if ((conn = connect_or_report(cfg)) == NULL)
+        return 1;
+    rc = privacy_retention(conn, &pol, v[0] != NULL, &st, err, sizeof(err));
+    PQfinish(conn);
+    if (rc != ST_OK) {
+        fprintf(stderr, "shiptrack retention: %s\n", err);
+        return 1;
+    }
+    print_privacy(&st, v[0] != NULL, v[1] != NULL);
     return 0;
 }
 
@@ -650,10 +755,13 @@ static const struct {
 
 /* Supervise one child process per role: forward SIGTERM, restart a role that
  * dies (with backoff), return 0 when all stopped cleanly after a stop. */
+#define SUPERVISE_HEALTHY_S 60 /* a role that ran this long has its restart backoff reset */
+
 static int supervise(struct st_config *cfg, bool *want, const char *brokers, bool until_idle)
 {
     pid_t pids[N_ROLES] = { 0 };
     long long backoff[N_ROLES];
+    time_t started[N_ROLES] = { 0 };
     int rc = 0, alive = 0;
 
     for (size_t i = 0; i < N_ROLES; i++)
@@ -671,6 +779,7 @@ static int supervise(struct st_config *cfg, bool *want, const char *brokers, boo
             }
             if (pids[i] == 0)
                 _exit(roles[i].run(cfg, brokers, until_idle));
+            started[i] = time(NULL);
             alive++;
             log_info("worker.role", 0, NULL, "role %s started (pid %ld)", roles[i].name,
                      (long)pids[i]);
@@ -712,7 +821,10 @@ static int supervise(struct st_config *cfg, bool *want, const char *brokers, boo
                     rc = 2;
                     break;
                 }
-                /* died while it should run: restart it, a little later each time */
+                /* died while it should run: restart it, a little later each time
+                 * it dies young; one that ran a while starts over at 1 s */
+                if (time(NULL) - started[i] >= SUPERVISE_HEALTHY_S)
+                    backoff[i] = 1;
                 log_error("worker.role", 0, NULL, "role %s exited (%s %d); restarting in %lld s",
                           roles[i].name, WIFEXITED(status) ? "status" : "signal",
                           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
@@ -799,20 +911,37 @@ static int cmd_run(struct st_config *cfg, int argc, char **argv)
     return rc;
 }
 
-/* `shiptrack kafka-mock`: a standalone mock cluster for tests and the demo. */
+/* `shiptrack kafka-mock`: a standalone mock cluster for tests and the demo.
+ * With --control, fault commands (kafka_mock_command) are read from stdin,
+ * one per line, each answered "ok" or "error: ..." on stdout; end of input
+ * stops the cluster. */
 static int cmd_kafka_mock(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        { "brokers", required_argument, NULL, 'b' },
+        { "control", no_argument, NULL, 'c' },
+        { NULL, 0, NULL, 0 },
+    };
     struct kafka_mock mock;
     struct sigaction sa;
-    char err[512];
-    int brokers = 1;
+    char err[512], line[512];
+    int brokers = 1, c;
+    bool control = false;
 
-    if (argc == 3 && strcmp(argv[1], "--brokers") == 0) {
-        brokers = atoi(argv[2]);
-        if (brokers < 1 || brokers > 9)
-            return usage_error("--brokers: \"%s\" is not 1 to 9", argv[2]);
-    } else if (argc != 1)
-        return usage_error("%s", "kafka-mock: usage: shiptrack kafka-mock [--brokers N]");
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'b') {
+            brokers = atoi(optarg);
+            if (brokers < 1 || brokers > 9)
+                return usage_error("--brokers: \"%s\" is not 1 to 9", optarg);
+        } else if (c == 'c')
+            control = true;
+        else
+            return usage_error("%s", "kafka-mock: usage: shiptrack kafka-mock [--brokers N]"
+                                     " [--control]");
+    }
+    if (optind != argc)
+        return usage_error("kafka-mock: unexpected argument \"%s\"", argv[optind]);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -824,8 +953,24 @@ static int cmd_kafka_mock(int argc, char **argv)
     }
     printf("shiptrack kafka-mock: bootstrap servers %s\n", mock.bootstraps);
     fflush(stdout);
-    while (running)
-        pause();
+    while (running) {
+        if (!control) {
+            pause();
+            continue;
+        }
+        if (fgets(line, sizeof(line), stdin) == NULL) {
+            if (ferror(stdin) && errno == EINTR) {
+                clearerr(stdin);
+                continue;
+            }
+            break; /* end of input: the controller is gone */
+        }
+        if (kafka_mock_command(&mock, line, err, sizeof(err)) == ST_OK)
+            printf("ok\n");
+        else
+            printf("error: %s\n", err);
+        fflush(stdout);
+    }
     kafka_mock_stop(&mock);
     return 0;
 }
@@ -873,6 +1018,10 @@ int main(int argc, char **argv)
         rc = cmd_register(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "timeline") == 0)
         rc = cmd_timeline(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "forget") == 0)
+        rc = cmd_forget(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "retention") == 0)
+        rc = cmd_retention(&cfg, argc - 1, argv + 1);
     else if (strcmp(cmd, "normalize") == 0)
         rc = cmd_normalize(argc - 1, argv + 1);
     else if (strcmp(cmd, "detect") == 0)

@@ -115,6 +115,7 @@ struct poller {
     size_t inflight;
     struct poll_policy policy;
     long long next_partitions_ms;
+    bool tls_verify;             /* SHIPTRACK_CARRIER_TLS_VERIFY */
 };
 
 static long long now_ms(void)
@@ -602,26 +603,37 @@ static bool submit(struct poller *p, struct job *j)
             goto fail;
         j->headers = h;
     }
-    curl_easy_setopt(j->easy, CURLOPT_URL, j->req.url);
-    curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->headers);
-    curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
-    curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, j);
-    curl_easy_setopt(j->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(j->easy, CURLOPT_HEADERDATA, j);
-    curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)p->cfg->http_connect_timeout_ms);
-    curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, (long)p->cfg->http_timeout_ms);
-    curl_easy_setopt(j->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)p->cfg->http_max_body);
-    curl_easy_setopt(j->easy, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "shiptrack/" SHIPTRACK_VERSION);
-    curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(j->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(j->easy, CURLOPT_PIPEWAIT, 1L);
-    if (j->req.method == CARRIER_POST) {
-        curl_easy_setopt(j->easy, CURLOPT_POSTFIELDS, j->req.body ? j->req.body : "");
-        curl_easy_setopt(j->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->req.body_len);
+    /* every option is checked: a libcurl without one of them must not poll silently
+     * with a weaker setup (e.g. without TLS verification) */
+    if (curl_easy_setopt(j->easy, CURLOPT_URL, j->req.url) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->headers) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, j) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_HEADERDATA, j) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long)p->cfg->http_connect_timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, (long)p->cfg->http_timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_MAXFILESIZE_LARGE,
+                         (curl_off_t)p->cfg->http_max_body) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_ACCEPT_ENCODING, "") != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "shiptrack/" SHIPTRACK_VERSION) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYPEER, p->tls_verify ? 1L : 0L) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYHOST, p->tls_verify ? 2L : 0L) != CURLE_OK ||
+        curl_easy_setopt(j->easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
+        (j->req.method == CARRIER_POST &&
+         (curl_easy_setopt(j->easy, CURLOPT_POSTFIELDS, j->req.body ? j->req.body : "") !=
+              CURLE_OK ||
+          curl_easy_setopt(j->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->req.body_len) !=
+              CURLE_OK))) {
+        log_error("http.start", 0, j->slot->def->name, "curl: an option was refused");
+        goto fail;
     }
+    /* HTTP/2 where the carrier offers it; a libcurl without it speaks HTTP/1.1 */
+    (void)curl_easy_setopt(j->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     mc = curl_multi_add_handle(p->multi, j->easy);
     if (mc != CURLM_OK) {
         log_error("http.start", 0, j->slot->def->name, "curl: %s", curl_multi_strerror(mc));
@@ -1121,7 +1133,12 @@ int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
         log_error("poller.start", 0, NULL, "curl_multi_init failed");
         return 1;
     }
-    curl_multi_setopt(p.multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    (void)curl_multi_setopt(p.multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX); /* best effort */
+    p.tls_verify = cfg->carrier_tls_verify == NULL || strcmp(cfg->carrier_tls_verify, "off") != 0;
+    if (!p.tls_verify)
+        log_warn("poller.tls_verify_off", 0, NULL,
+                 "TLS certificate verification of carrier APIs is OFF "
+                 "(SHIPTRACK_CARRIER_TLS_VERIFY=off): use only against test servers");
     log_info("poller.start", 0, NULL, "worker %s polling (concurrency %lld, batch %lld)",
              cfg->worker_id, cfg->poll_concurrency, cfg->poll_batch);
 

@@ -15,7 +15,12 @@ case:
   datafail@...    451 4.3.0 after DATA      datareject@...  554 5.6.0 after DATA
   flaky@...       451 4.3.0 at RCPT TO the first time, accepted afterwards
 
+A line on stdin switches every recipient at once (for the fault suite):
+  "mode ok" (default), "mode tempfail" (451 at RCPT), "mode reject" (550 at RCPT);
+each is answered "ok" on stdout.
+
 Options:
+  --port N              listen on port N (default 0: any free port)
   --dir DIR             where to save messages (required)
   --drop-after N        after N messages on a connection, drop it at the next MAIL
   --auth USER:PASS      offer AUTH PLAIN/LOGIN and require it before MAIL
@@ -51,6 +56,7 @@ class Handler:
         self.drop_after = drop_after
         self.accepted = {}
         self.flaked = set()
+        self.mode = "ok"  # "tempfail" / "reject": every recipient, set from stdin
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.drop_after and self.accepted.get(id(session), 0) >= self.drop_after:
@@ -69,6 +75,8 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@", 1)[0].lower()
+        if self.mode != "ok":
+            return FAULTS[("rcpt", self.mode)]
         fault = FAULTS.get(("rcpt", local))
         if fault:
             return fault
@@ -124,6 +132,7 @@ def main():
     ap.add_argument("--auth")
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--drop-after", type=int, default=0)
+    ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
     # AUTH without TLS is what the tests want; keep aiosmtpd quiet about it
     warnings.simplefilter("ignore")
@@ -143,12 +152,27 @@ def main():
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(
-        loop.create_server(lambda: SMTP(handler, loop=loop, **kw), "127.0.0.1", 0))
+        loop.create_server(lambda: SMTP(handler, loop=loop, **kw), "127.0.0.1", args.port,
+                           reuse_address=True))
     print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
 
+    pending = b""
+
     def on_stdin():
-        if not os.read(sys.stdin.fileno(), 4096):
+        nonlocal pending
+        data = os.read(sys.stdin.fileno(), 4096)
+        if not data:
             loop.stop()
+            return
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            words = line.decode("utf-8", "replace").split()
+            if len(words) == 2 and words[0] == "mode" and words[1] in ("ok", "tempfail", "reject"):
+                handler.mode = words[1]
+                print("ok", flush=True)
+            elif words:
+                print("error: expected mode ok|tempfail|reject", flush=True)
 
     loop.add_reader(sys.stdin.fileno(), on_stdin)
     try:

@@ -1,5 +1,7 @@
 /*
- * smtpd.c - start and stop the suites' real SMTP server (smtp_server.py).
+ * smtpd.c - start and stop the suites' Python helper servers: the real SMTP
+ * server (smtp_server.py) and the TLS relay (tls_proxy.py). Each prints
+ * "PORT <n>" when it listens and exits when its stdin closes.
  */
 #include "smtpd.h"
 
@@ -20,27 +22,25 @@ const char *tu_python(void)
     return p != NULL && p[0] != '\0' ? p : "/usr/bin/python3";
 }
 
-/* Start the server with extra arguments; wait for its PORT line. */
-void tu_smtpd_start(struct tu_smtpd *s, const char *dir, const char *const *extra)
+void tu_pyserver_start(struct tu_smtpd *s, const char *script, const char *const *args)
 {
-    char script[512], line[64] = "";
+    char path[512], line[64] = "";
     int in[2], out[2];
     struct pollfd pfd;
     size_t n = 0;
 
-    memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "%s", dir);
-    snprintf(script, sizeof(script), "%s/tests/support/smtp_server.py", ST_SOURCE_DIR);
+    s->pid = 0;
+    snprintf(path, sizeof(path), "%s/tests/support/%s", ST_SOURCE_DIR, script);
     cr_assert_eq(pipe(in), 0);
     cr_assert_eq(pipe(out), 0);
     s->pid = fork();
     cr_assert_geq(s->pid, 0);
     if (s->pid == 0) {
-        const char *argv[16] = { tu_python(), script, "--dir", s->dir };
-        int a = 4;
+        const char *argv[16] = { tu_python(), path };
+        int a = 2;
 
-        for (int i = 0; extra != NULL && extra[i] != NULL && a < 15; i++)
-            argv[a++] = extra[i];
+        for (int i = 0; args != NULL && args[i] != NULL && a < 15; i++)
+            argv[a++] = args[i];
         argv[a] = NULL;
         dup2(in[0], 0);
         dup2(out[1], 1);
@@ -57,14 +57,27 @@ void tu_smtpd_start(struct tu_smtpd *s, const char *dir, const char *const *extr
     while (n + 1 < sizeof(line) && strchr(line, '\n') == NULL) {
         ssize_t r;
 
-        cr_assert_gt(poll(&pfd, 1, 15000), 0, "SMTP server did not start");
+        cr_assert_gt(poll(&pfd, 1, 15000), 0, "%s did not start", script);
         r = read(out[0], line + n, sizeof(line) - 1 - n);
-        cr_assert_gt(r, 0, "SMTP server exited before listening (is python3-aiosmtpd installed?)");
+        cr_assert_gt(r, 0, "%s exited before listening (is python3-aiosmtpd installed?)", script);
         n += (size_t)r;
         line[n] = '\0';
     }
     close(out[0]);
     cr_assert_eq(sscanf(line, "PORT %d", &s->port), 1, "unexpected line: %s", line);
+}
+
+void tu_smtpd_start(struct tu_smtpd *s, const char *dir, const char *const *extra)
+{
+    const char *args[16] = { "--dir", dir };
+    int a = 2;
+
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    for (int i = 0; extra != NULL && extra[i] != NULL && a < 15; i++)
+        args[a++] = extra[i];
+    args[a] = NULL;
+    tu_pyserver_start(s, "smtp_server.py", args);
 }
 
 void tu_smtpd_stop(struct tu_smtpd *s)

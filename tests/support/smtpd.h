@@ -23,6 +23,11 @@ void tu_smtpd_start(struct tu_smtpd *s, const char *dir, const char *const *extr
 /* The Python interpreter that has aiosmtpd: $SHIPTRACK_PYTHON or /usr/bin/python3. */
 const char *tu_python(void);
 
+/* Start tests/support/SCRIPT with args (NULL-terminated, or NULL) and wait for
+ * its "PORT <n>" line (s->port); s->dir is left alone. Asserts on failure.
+ * Stop it with tu_smtpd_stop. */
+void tu_pyserver_start(struct tu_smtpd *s, const char *script, const char *const *args);
+
 /* Stop it (close its stdin) and wait; SIGKILL after 5 s. */
 void tu_smtpd_stop(struct tu_smtpd *s);
 
