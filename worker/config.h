@@ -133,7 +133,7 @@ struct st_config {
     long long pickup_alert_ms;      /* label created, not picked up, for this long */
     long long failing_streak;       /* consecutive failed polls that raise tracking_failing */
     /* where each value came from, parallel to config_params[]: 0 default, 1 env, 2 file */
-    unsigned char source[128];
+    unsigned char source[192];
 };
 
 extern const struct cfg_param config_params[];

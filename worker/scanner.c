@@ -35,6 +35,7 @@
 #include "db.h"
 #include "kafka.h"
 #include "log.h"
+#include "privacy.h"
 #include "migrate.h"
 #include "status.h"
 
@@ -586,11 +587,16 @@ static bool ensure_conn(const struct st_config *cfg, volatile sig_atomic_t *runn
     return false;
 }
 
+#define SCANNER_RETENTION_EVERY_S 3600 /* the retention job's period */
+
 int scanner_run(const struct st_config *cfg, const struct scanner_opts *opts,
                 struct scanner_stats *totals)
 {
+    const struct retention_policy pol = { cfg->retention_outbox_ms, cfg->retention_raw_ms,
+                                          cfg->retention_personal_ms };
     PGconn *conn = NULL;
     bool passed = false;
+    time_t next_retention = 0;
     int rc = 0;
 
     memset(totals, 0, sizeof(*totals));
@@ -616,6 +622,14 @@ int scanner_run(const struct st_config *cfg, const struct scanner_opts *opts,
             rc = 0;
         }
         passed = true;
+        /* the retention job rides along, once an hour (and on the first pass) */
+        if (!opts->once && time(NULL) >= next_retention) {
+            struct privacy_stats ps;
+
+            if (privacy_retention(conn, &pol, false, &ps, err, sizeof(err)) != ST_OK)
+                log_error("retention.pass", 0, NULL, "%s", err);
+            next_retention = time(NULL) + SCANNER_RETENTION_EVERY_S;
+        }
         if (opts->once)
             break;
         /* after a failure, try again soon (at most every 10 s), not a whole interval later */
