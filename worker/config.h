@@ -118,6 +118,14 @@ struct st_config {
     char *public_url;               /* https base of tracking and unsubscribe links */
     char *unsubscribe_secret;       /* secret: HMAC key of unsubscribe tokens */
     long long clock_offset_ms;      /* added to the notifier's clock (tests, demo) */
+    /* api role (worker/api.c) */
+    char *api_listen;               /* HOST:PORT */
+    char *api_tokens;               /* secret: role:token,... */
+    long long api_max_body;         /* request body cap, bytes */
+    long long api_threads;          /* request threads = database connections */
+    long long api_max_connections;
+    long long api_timeout_ms;       /* idle connection timeout */
+    char *api_cookie_secure;        /* on|off: Secure attribute of the login cookie */
     /* where each value came from, parallel to config_params[]: 0 default, 1 env, 2 file */
     unsigned char source[128];
 };

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "carrier.h"
 #include "config.h"
 #include "db.h"
@@ -49,7 +50,7 @@ static const struct {
     const char *help;
 } commands[] = {
     { "run", "[--roles LIST] [--until-idle]",
-      "run worker roles until SIGTERM (roles: poller, relay, intake, notifier; all)" },
+      "run worker roles until SIGTERM (roles: poller, relay, intake, notifier, api; all)" },
     { "kafka-mock", "[--brokers N]", "run a mock Kafka cluster for tests; prints its bootstrap servers" },
     { "migrate", "", "apply database migrations (safe to run concurrently and repeatedly)" },
     { "register", "--carrier C --tracking N [--email E] [--phone P] [--locale L]\n"
@@ -519,6 +520,15 @@ static int role_notifier(struct st_config *cfg, const char *brokers, bool until_
     return notifier_run(cfg, &o, &t);
 }
 
+/* The api serves until SIGTERM, --until-idle or not (a server is never idle). */
+static int role_api(struct st_config *cfg, const char *brokers, bool until_idle)
+{
+    struct api_opts o = { &running, brokers };
+
+    (void)until_idle;
+    return api_run(cfg, &o);
+}
+
 static const struct {
     const char *name;
     int (*run)(struct st_config *cfg, const char *brokers, bool until_idle);
@@ -528,6 +538,7 @@ static const struct {
     { "relay", role_relay, true },
     { "intake", role_intake, true },
     { "notifier", role_notifier, true },
+    { "api", role_api, false }, /* uses brokers when there are: lag and readiness */
 };
 
 #define N_ROLES (sizeof(roles) / sizeof(roles[0]))
@@ -639,7 +650,7 @@ static int cmd_run(struct st_config *cfg, int argc, char **argv)
                 if (strlen(roles[i].name) == len && strncmp(roles[i].name, p, len) == 0)
                     break;
             if (i == N_ROLES)
-                return usage_error("--roles: \"%s\" is not a role (known: poller, relay, intake, notifier, all)",
+                return usage_error("--roles: \"%s\" is not a role (known: poller, relay, intake, notifier, api, all)",
                                    list);
             want[i] = true;
             p += len;
