@@ -883,7 +883,9 @@ static enum MHD_Result post_shipment(struct api *a, struct MHD_Connection *c, st
 }
 
 /* POST /v1/notifications/{id}/resend: hand the row to the notifier's
- * periodic pass, which sends deferred rows whose time has come. */
+ * periodic pass, which sends deferred rows whose time has come (its clock
+ * has whole seconds, hence the truncation). The pass decides again as for
+ * any deferred row: consent, superseded milestones and the caps apply. */
 static enum MHD_Result post_resend(struct api *a, struct MHD_Connection *c, const char *ids,
                                    size_t idlen)
 {
@@ -906,7 +908,7 @@ static enum MHD_Result post_resend(struct api *a, struct MHD_Connection *c, cons
                   "WITH old AS (SELECT id, status FROM notifications WHERE id = $1::bigint"
                   "   FOR UPDATE),"
                   " upd AS (UPDATE notifications n SET status = 'deferred',"
-                  "   deferred_until = now(), reason = 'resend requested (was ' || old.status || ')',"
+                  "   deferred_until = date_trunc('second', now()), reason = 'resend requested (was ' || old.status || ')',"
                   "   updated_at = now() FROM old WHERE n.id = old.id AND old.status <> 'queued'"
                   "   RETURNING n.id)"
                   " SELECT old.status, (SELECT count(*) FROM upd) FROM old",
