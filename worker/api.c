@@ -719,7 +719,7 @@ static enum st_err ops_board(struct api *a, PGconn *conn, json_t **out, char *er
                     "   WHERE p.carrier = c.carrier)::text,"
                     " COALESCE((SELECT CASE max(CASE breaker WHEN 'open' THEN 2 WHEN 'half-open'"
                     "   THEN 1 ELSE 0 END) WHEN 2 THEN 'open' WHEN 1 THEN 'half-open'"
-                    "   ELSE 'closed' END FROM poller_stats p WHERE p.carrier = c.carrier"
+                    "   WHEN 0 THEN 'closed' END FROM poller_stats p WHERE p.carrier = c.carrier"
                     "   AND p.updated_at > now() - interval '1 minute'), 'unknown'),"
                     " (SELECT count(*) FROM shipments s WHERE s.carrier = c.carrier"
                     "   AND s.next_poll_at IS NOT NULL AND s.poll_error_streak > 0)::text,"
