@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "kafka.h"
 #include "log.h"
 #include "metrics.h"
 #include "notifier.h"
@@ -703,4 +704,51 @@ Test(api, pages_escape_data_and_keep_personal_data_to_agents)
     cr_expect_eq(r.status, 200);
     cr_expect(strstr(r.headers, "text/css") != NULL);
     resp_free(&r);
+}
+
+Test(api, kafka_readiness_and_consumer_lag)
+{
+    static const char *const group_kv[] = { "group.id", "shiptrack-notifier", NULL };
+    static const char *const no_kv[] = { NULL };
+    rd_kafka_topic_partition_list_t *offsets;
+    struct kafka_mock mock;
+    rd_kafka_t *prod, *cons;
+    struct resp r;
+    char err[512];
+
+    cr_assert_eq(kafka_mock_start(&mock, 1, 4, err, sizeof(err)), ST_OK, "%s", err);
+    api_stop(api);
+    cr_assert_eq(api_start(&cfg, mock.bootstraps, &api, err, sizeof(err)), ST_OK, "%s", err);
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u", api_port(api));
+    http("GET", "/readyz", NULL, NULL, NULL, &r);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    cr_expect(strstr(r.body, "\"kafka\":\"ok\"") != NULL, "%s", r.body);
+    resp_free(&r);
+
+    /* five events on partition 0, the notifier's group has committed two */
+    prod = kafka_client_new(RD_KAFKA_PRODUCER, mock.bootstraps, no_kv, NULL, "test");
+    cr_assert_not_null(prod);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(TOPIC_EVENTS),
+                                       RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("{}", 2),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    cr_assert_eq(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(prod);
+    cons = kafka_client_new(RD_KAFKA_CONSUMER, mock.bootstraps, group_kv, NULL, "test");
+    cr_assert_not_null(cons);
+    offsets = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(offsets, TOPIC_EVENTS, 0)->offset = 2;
+    cr_assert_eq(rd_kafka_commit(cons, offsets, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    rd_kafka_destroy(cons);
+
+    http("GET", "/metrics", OPS, NULL, NULL, &r);
+    cr_expect(strstr(r.body, "shiptrack_kafka_consumer_lag{group=\"shiptrack-notifier\","
+                             "topic=\"shiptrack.events.v1\"} 3\n") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "shiptrack_scrape_errors 0\n") != NULL, "%s", r.body);
+    resp_free(&r);
+    api_stop(api);
+    api = NULL;
+    kafka_mock_stop(&mock);
 }
