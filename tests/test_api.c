@@ -752,3 +752,24 @@ Test(api, kafka_readiness_and_consumer_lag)
     api = NULL;
     kafka_mock_stop(&mock);
 }
+
+Test(api, public_status_page_has_no_personal_data)
+{
+    struct resp r;
+
+    http("GET", "/t/3318810025", NULL, NULL, NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect(strstr(r.body, "Documents required") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "Leipzig DE") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "lena") == NULL && strstr(r.body, "+4915") == NULL &&
+              strstr(r.body, "ORD-1001") == NULL, "no personal data or order reference");
+    cr_expect(strstr(r.body, "commercial invoice") == NULL && strstr(r.body, "script") == NULL,
+              "no carrier free text");
+    resp_free(&r);
+    http("GET", "/t/0000000000", NULL, NULL, NULL, &r);
+    cr_expect_eq(r.status, 404);
+    resp_free(&r);
+    http("GET", "/t/%27%20OR%201%3D1--", NULL, NULL, NULL, &r);
+    cr_expect_eq(r.status, 404);
+    resp_free(&r);
+}

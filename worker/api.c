@@ -1163,6 +1163,38 @@ static enum MHD_Result get_ops(struct api *a, struct MHD_Connection *c)
     return reply_page(c, MHD_HTTP_OK, &b);
 }
 
+/* GET /t/{tracking_number}: the customers' status page (the notifier's
+ * emails link here). No login, so no personal data: normalized statuses,
+ * places and times, the customs hold's reason and who must act, the
+ * estimate; no order reference, no carrier free text (it may name people). */
+static enum MHD_Result get_public(struct api *a, struct MHD_Connection *c, const char *number)
+{
+    char err[512];
+    json_t *tl = NULL;
+    struct hbuf b;
+    PGconn *conn;
+    enum st_err rc;
+    size_t n = strlen(number);
+
+    if (n < 4 || n > 48 || strspn(number, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                          "0123456789- ") != n)
+        return reply_message(c, MHD_HTTP_NOT_FOUND, "Not found",
+                             "We know no parcel with this tracking number.");
+    if ((conn = pool_get(a, err, sizeof(err))) == NULL)
+        return reply_db_down(c, err);
+    rc = timeline_load(conn, NULL, number, &tl, err, sizeof(err));
+    pool_put(a, conn);
+    if (rc == ST_PERMANENT)
+        return reply_message(c, MHD_HTTP_NOT_FOUND, "Not found",
+                             "We know no parcel with this tracking number.");
+    if (rc != ST_OK)
+        return reply_db_down(c, err);
+    hbuf_init(&b, API_PAGE_MAX);
+    page_public(&b, tl);
+    json_decref(tl);
+    return reply_page(c, MHD_HTTP_OK, &b);
+}
+
 /* POST /login: token=... -> HttpOnly SameSite=Strict cookie, then the page
  * the token may see. */
 static enum MHD_Result post_login(struct api *a, struct MHD_Connection *c, struct req *q)
@@ -1246,6 +1278,8 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
     }
     if (strcmp(url, "/logout") == 0 && post)
         return post_logout(c);
+    if (strncmp(url, "/t/", 3) == 0 && get)
+        return get_public(a, c, url + 3);
     if (strcmp(url, "/") == 0 && get) {
         struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"",
                                                                  MHD_RESPMEM_PERSISTENT);

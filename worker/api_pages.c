@@ -606,6 +606,51 @@ void page_ops(struct hbuf *b, const json_t *board)
     foot(b);
 }
 
+void page_public(struct hbuf *b, const json_t *tl)
+{
+    const json_t *s = json_object_get(tl, "shipment"), *evs = json_object_get(tl, "events");
+    const json_t *holds = json_object_get(tl, "customs_holds");
+    const json_t *h = json_array_get(holds, json_array_size(holds) - 1);
+    size_t i;
+
+    head(b, "Parcel status", false);
+    hbuf_puts(b, "<section class=\"card\" id=\"summary\"><h1>Parcel ");
+    hbuf_esc(b, str(s, "tracking_number"));
+    hbuf_puts(b, "</h1><p id=\"status\">");
+    badge(b, str(s, "status"));
+    hbuf_puts(b, "</p><dl class=\"facts\">");
+    dt(b, "Carrier", str(s, "carrier"));
+    dt(b, "Estimated delivery", str(s, "estimated_delivery"));
+    if (h != NULL && !*str(h, "closed_at")) {
+        dt(b, "Customs", words(str(h, "reason")));
+        dt(b, "Who must act", words(str(h, "actor")));
+    }
+    hbuf_puts(b, "</dl></section><section class=\"card\" id=\"timeline\"><h2>Journey</h2>"
+                 "<ol class=\"events\">");
+    for (i = json_array_size(evs); i-- > 0;) {
+        const json_t *e = json_array_get(evs, i), *l = json_object_get(e, "location");
+        char place[96];
+
+        hbuf_puts(b, "<li class=\"event\"><div>");
+        badge(b, str(e, "status"));
+        hbuf_puts(b, " <span class=\"muted\">");
+        hbuf_esc(b, str(e, "substatus"));
+        hbuf_puts(b, "</span></div><div class=\"when\"><span>");
+        when(b, *str(e, "recipient_time") ? str(e, "recipient_time")
+                                          : str(e, "carrier_local_time"), "");
+        hbuf_puts(b, "</span></div>");
+        snprintf(place, sizeof(place), "%s %s", str(l, "city"), str(l, "country"));
+        if (strspn(place, " ") != strlen(place)) {
+            hbuf_puts(b, "<div class=\"muted\">");
+            hbuf_esc(b, place);
+            hbuf_puts(b, "</div>");
+        }
+        hbuf_puts(b, "</li>");
+    }
+    hbuf_puts(b, "</ol></section>");
+    foot(b);
+}
+
 void page_unsubscribe(struct hbuf *b, long long recipient_id, const char *channel,
                       const char *token, bool done)
 {

@@ -28,6 +28,10 @@ void page_agent(struct hbuf *out, const char *query, const json_t *detail, const
                 const char *message);
 /* Ops board: {stuck[], long_customs_holds[], carriers[]}. */
 void page_ops(struct hbuf *out, const json_t *board);
+/* The public status page of a timeline (timeline_load JSON): statuses,
+ * places, times, customs reason and who must act, the estimate; nothing
+ * personal and no carrier free text. */
+void page_public(struct hbuf *out, const json_t *timeline);
 /* Unsubscribe: the confirmation form (done false) or the result (done true). */
 void page_unsubscribe(struct hbuf *out, long long recipient_id, const char *channel,
                       const char *token, bool done);
