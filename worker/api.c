@@ -225,9 +225,12 @@ static void pool_put(struct api *a, PGconn *conn)
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
                              char *body, size_t len, bool page)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r;
     enum MHD_Result rc;
 
+    if (body == NULL) /* out of memory building it */
+        return MHD_NO;
+    r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (r == NULL) {
         free(body);
         return MHD_NO;
@@ -443,12 +446,21 @@ static json_t *rows(PGconn *conn, const char *what, const char *sql, const char 
     return list;
 }
 
-/* Everything about shipment id: its timeline (timeline_load), customs
- * holds with their transitions, the estimate's history, notifications and
- * open alerts; with personal, the recipient's addresses and preferences.
+/* Replace the decimal string member key of o by the number. */
+static void to_integer(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    if (s != NULL)
+        json_object_set_new(o, key, json_integer(atoll(s)));
+}
+
+/* Everything about shipment id for agents: its timeline (timeline_load),
+ * customs holds with their transitions, the estimate's history,
+ * notifications, open alerts, and the recipient's addresses and consent.
  * ST_PERMANENT when there is no such shipment. */
-static enum st_err shipment_detail(PGconn *conn, long long id, bool personal, json_t **out,
-                                   char *err, size_t errlen)
+static enum st_err shipment_detail(PGconn *conn, long long id, json_t **out, char *err,
+                                   size_t errlen)
 {
     static const char *const tr_names[] = { "hold_id", "from_state", "to_state", "reason",
                                             "actor", "at", "evidence_code", "evidence" };
@@ -484,8 +496,6 @@ static enum st_err shipment_detail(PGconn *conn, long long id, bool personal, js
     PQclear(res);
     if ((kind = timeline_load(conn, carrier, number, &tl, err, errlen)) != ST_OK)
         return kind;
-    if (!personal) /* the zone and language say little, but ops views need neither */
-        json_object_del(json_object_get(tl, "shipment"), "locale");
 
     tr = rows(conn, "customs transitions",
               "SELECT hold_id::text, from_state, to_state, reason, actor, " UTC("at") ","
@@ -531,7 +541,7 @@ static enum st_err shipment_detail(PGconn *conn, long long id, bool personal, js
              UTC("opened_at") " FROM alerts WHERE shipment_id = $1::bigint"
              " AND cleared_at IS NULL ORDER BY id",
              ids, a_names, 6, &kind, err, errlen));
-    if (personal) {
+    {
         json_t *r = rows(conn, "recipient",
                          "SELECT r.email, r.phone, r.locale, r.time_zone,"
                          " COALESCE(pe.consent, true)::text, " UTC("pe.opted_out_at") ","
@@ -552,14 +562,12 @@ static enum st_err shipment_detail(PGconn *conn, long long id, bool personal, js
 #undef ADD
     /* numbers as numbers where clients compute with them */
     json_array_foreach(json_object_get(tl, "notifications"), i, v) {
-        json_object_set_new(v, "id", json_integer(atoll(json_string_value(json_object_get(v, "id")))));
-        json_object_set_new(v, "attempts",
-                            json_integer(atoi(json_string_value(json_object_get(v, "attempts")))));
+        to_integer(v, "id");
+        to_integer(v, "attempts");
     }
     json_array_foreach(json_object_get(tl, "alerts"), i, v) {
-        json_object_set_new(v, "id", json_integer(atoll(json_string_value(json_object_get(v, "id")))));
-        json_object_set_new(v, "threshold_s", json_integer(atoll(json_string_value(
-                                                  json_object_get(v, "threshold_s")))));
+        to_integer(v, "id");
+        to_integer(v, "threshold_s");
     }
     *out = tl;
     return ST_OK;
@@ -657,7 +665,8 @@ static enum st_err stuck_list(PGconn *conn, const struct stuck_filter *f, json_t
                   "   AND ($2::text IS NULL OR s.destination_country = $2)"
                   "   AND ($3::text IS NULL OR s.status = $3)"
                   "   AND ($4::text IS NULL OR a.kind = $4)"
-                  "   AND ($5::bigint IS NULL OR a.since <= now() - make_interval(secs => $5::bigint))"
+                  "   AND ($5::bigint IS NULL"
+                  "        OR a.since <= now() - make_interval(secs => $5::bigint))"
                   " ORDER BY a.since, a.id LIMIT $6::int",
                   6, p, PGRES_TUPLES_OK, &kind, err, errlen);
     if (res == NULL)
@@ -665,7 +674,8 @@ static enum st_err stuck_list(PGconn *conn, const struct stuck_filter *f, json_t
     list = json_array();
     for (int r = 0; list != NULL && r < PQntuples(res); r++)
         json_array_append_new(
-            list, json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o}",
+            list, json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o, s:o,"
+                            " s:o}",
                             "alert_id", (json_int_t)atoll(PQgetvalue(res, r, 0)), "shipment_id",
                             (json_int_t)atoll(PQgetvalue(res, r, 1)), "carrier", col(res, r, 2),
                             "tracking_number", col(res, r, 3), "origin_country", col(res, r, 4),
@@ -704,17 +714,19 @@ static enum st_err ops_board(struct api *a, PGconn *conn, json_t **out, char *er
                  " COALESCE(s.destination_country, ''), h.state, h.reason, h.actor, "
                  UTC("h.opened_at") ", extract(epoch FROM now() - h.opened_at)::bigint::text"
                  " FROM customs_holds h JOIN shipments s ON s.id = h.shipment_id"
-                 " WHERE h.closed_at IS NULL AND h.opened_at < now() - make_interval(hours => $1::int)"
+                 " WHERE h.closed_at IS NULL"
+                 "   AND h.opened_at < now() - make_interval(hours => $1::int)"
                  " ORDER BY h.opened_at LIMIT 200",
                  "24", h_names, 9, &kind, err, errlen);
     carriers = rows(conn, "carrier health",
-                    "WITH c AS (SELECT carrier FROM poller_stats UNION SELECT carrier FROM shipments"
-                    "   WHERE next_poll_at IS NOT NULL)"
+                    "WITH c AS (SELECT carrier FROM poller_stats"
+                    "   UNION SELECT carrier FROM shipments WHERE next_poll_at IS NOT NULL)"
                     " SELECT c.carrier,"
                     " (SELECT COALESCE(sum(polls_ok + polls_error + polls_throttled"
-                    "   + polls_unauthorized), 0) FROM poller_stats p WHERE p.carrier = c.carrier)::text,"
-                    " (SELECT COALESCE(sum(polls_error + polls_unauthorized), 0) FROM poller_stats p"
+                    "   + polls_unauthorized), 0) FROM poller_stats p"
                     "   WHERE p.carrier = c.carrier)::text,"
+                    " (SELECT COALESCE(sum(polls_error + polls_unauthorized), 0)"
+                    "   FROM poller_stats p WHERE p.carrier = c.carrier)::text,"
                     " (SELECT COALESCE(sum(polls_throttled), 0) FROM poller_stats p"
                     "   WHERE p.carrier = c.carrier)::text,"
                     " COALESCE((SELECT CASE max(CASE breaker WHEN 'open' THEN 2 WHEN 'half-open'"
@@ -796,7 +808,7 @@ static enum MHD_Result get_shipment(struct api *a, struct MHD_Connection *c, con
                            "shipment id: expected a positive integer");
     if ((conn = pool_get(a, err, sizeof(err))) == NULL)
         return reply_db_down(c, err);
-    rc = shipment_detail(conn, id, true, &d, err, sizeof(err));
+    rc = shipment_detail(conn, id, &d, err, sizeof(err));
     pool_put(a, conn);
     if (rc == ST_PERMANENT)
         return reply_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no shipment %lld", id);
@@ -855,8 +867,8 @@ static enum MHD_Result post_shipment(struct api *a, struct MHD_Connection *c, st
             ;
         if (i == 9 || (!json_is_string(val) && !json_is_null(val))) {
             enum MHD_Result r = reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
-                                            i == 9 ? "%.40s: unknown field" : "%.40s: expected a string",
-                                            key);
+                                            "%.40s: %s", key, i == 9 ? "unknown field"
+                                                                     : "expected a string");
             json_decref(o);
             return r;
         }
@@ -875,7 +887,8 @@ static enum MHD_Result post_shipment(struct api *a, struct MHD_Connection *c, st
         return reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "%s", err);
     if (rc != ST_OK)
         return reply_db_down(c, err);
-    log_info("api.register", id, reg.carrier, "shipment %s", existed ? "already known" : "registered");
+    log_info("api.register", id, reg.carrier, "shipment %s",
+             existed ? "already known" : "registered");
     return reply_json(c, existed ? MHD_HTTP_OK : MHD_HTTP_CREATED,
                       json_pack("{s:I, s:s, s:s, s:b}", "shipment_id", (json_int_t)id, "carrier",
                                 reg.carrier, "tracking_number", reg.tracking_number, "existed",
@@ -908,7 +921,8 @@ static enum MHD_Result post_resend(struct api *a, struct MHD_Connection *c, cons
                   "WITH old AS (SELECT id, status FROM notifications WHERE id = $1::bigint"
                   "   FOR UPDATE),"
                   " upd AS (UPDATE notifications n SET status = 'deferred',"
-                  "   deferred_until = date_trunc('second', now()), reason = 'resend requested (was ' || old.status || ')',"
+                  "   deferred_until = date_trunc('second', now()),"
+                  "   reason = 'resend requested (was ' || old.status || ')',"
                   "   updated_at = now() FROM old WHERE n.id = old.id AND old.status <> 'queued'"
                   "   RETURNING n.id)"
                   " SELECT old.status, (SELECT count(*) FROM upd) FROM old",
@@ -1118,7 +1132,7 @@ static enum MHD_Result get_agent(struct api *a, struct MHD_Connection *c)
                 id = json_integer_value(json_object_get(json_array_get(matches, 0), "id"));
         }
         if (rc == ST_OK && id > 0) {
-            rc = shipment_detail(conn, id, true, &detail, err, sizeof(err));
+            rc = shipment_detail(conn, id, &detail, err, sizeof(err));
             if (rc == ST_PERMANENT) {
                 snprintf(msg, sizeof(msg), "No shipment %lld.", id);
                 status = MHD_HTTP_NOT_FOUND;
@@ -1317,7 +1331,8 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
 
         if (known)
             return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                               "%s is not allowed here", get ? "GET" : post ? "POST" : "this method");
+                               "%s is not allowed here",
+                               get ? "GET" : post ? "POST" : "this method");
         return reply_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
     }
     if ((rights & need) == 0) {
@@ -1479,7 +1494,7 @@ enum st_err api_start(const struct st_config *cfg, const char *brokers, struct a
         return st_fail(err, errlen, ST_CONFIG, "cannot create a Kafka client for %s", brokers);
     }
     a->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
             (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->pool_max,
@@ -1533,9 +1548,14 @@ int api_run(const struct st_config *cfg, const struct api_opts *opts)
     log_info("api.start", 0, NULL, "serving on %s (port %u), %zu tokens, %lld threads%s",
              cfg->api_listen, a->port, a->n_tokens, cfg->api_threads,
              a->rk != NULL ? ", Kafka checks on" : "");
+    if (cfg->unsubscribe_secret == NULL)
+        log_warn("api.start", 0, NULL, "SHIPTRACK_UNSUBSCRIBE_SECRET is not set: /unsubscribe "
+                 "refuses every link (set the notifier's secret here too)");
     while (*opts->running) {
         struct timespec ts = { 0, 200 * 1000 * 1000 };
 
+        if (a->rk != NULL)
+            rd_kafka_poll(a->rk, 0); /* serve the client's event queue (errors, stats) */
         nanosleep(&ts, NULL);
     }
     api_stop(a);

@@ -12,6 +12,7 @@
  *   POST /v1/notifications/{id}/resend         admin
  *   GET  /agent, /ops, /login; POST /login, /logout   pages (cookie or bearer)
  *   GET, POST /unsubscribe?r=&c=&t=            signed link, no login
+ *   GET  /t/{tracking_number}                  public status page, no login
  *
  * Roles: an agent token reads timelines (with personal data), an ops token
  * reads boards, stuck lists and metrics (never personal data), an admin

@@ -217,7 +217,8 @@ static void agent_summary(struct hbuf *b, const json_t *d)
     hbuf_esc(b, str(s, "substatus"));
     hbuf_puts(b, "</span></p><dl class=\"facts\">");
     dt(b, "Order", str(s, "order_ref"));
-    snprintf(route, sizeof(route), "%s → %s", *str(s, "origin_country") ? str(s, "origin_country") : "?",
+    snprintf(route, sizeof(route), "%s → %s",
+             *str(s, "origin_country") ? str(s, "origin_country") : "?",
              *str(s, "destination_country") ? str(s, "destination_country") : "?");
     dt(b, "Route", route);
     snprintf(edd, sizeof(edd), "%s%s%s%s", str(s, "estimated_delivery"),

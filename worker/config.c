@@ -62,7 +62,8 @@ const struct cfg_param config_params[] = {
       "lowest level written to stderr", O(log_level) },
     { "SHIPTRACK_LOG_FORMAT", CFG_ENUM, "text", 0, 0, "text|json", 0,
       "log line format: key=value text or one JSON object per line", O(log_format) },
-    { "SHIPTRACK_ROLES", CFG_LIST, "poller,relay,intake", 0, 0, "poller|relay|intake|notifier|api", 0,
+    { "SHIPTRACK_ROLES", CFG_LIST, "poller,relay,intake", 0, 0,
+      "poller|relay|intake|notifier|api", 0,
       "roles `shiptrack run` starts (comma-separated; each runs in its own process); "
       "--roles overrides", O(roles) },
     { "SHIPTRACK_KAFKA_BROKERS", CFG_STRING, NULL, 0, 0, NULL, 0,
