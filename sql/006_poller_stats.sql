@@ -4,7 +4,9 @@
 -- cumulative counters here every few seconds (one row per worker and
 -- carrier, overwritten), and the api role sums the rows at scrape time.
 -- Counters only grow within a row; a restarted poller has a new worker id
--- (hostname:pid by default) and so a new row, which keeps the sums monotonic.
+-- (hostname:pid by default) and so a new row, which keeps the sums monotonic
+-- (with a fixed SHIPTRACK_WORKER_ID a restart starts its row again from zero,
+-- which Prometheus reads as a counter reset).
 CREATE TABLE poller_stats (
     worker_id        text NOT NULL CHECK (length(worker_id) BETWEEN 1 AND 200),
     carrier          text NOT NULL CHECK (carrier ~ '^[a-z0-9_]{2,32}$'),
