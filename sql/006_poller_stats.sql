@@ -24,3 +24,8 @@ CREATE TABLE poller_stats (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (worker_id, carrier)
 );
+
+-- /metrics counts unmapped carrier codes at every scrape: keep that off the
+-- full event table.
+CREATE INDEX tracking_events_unmapped ON tracking_events (shipment_id)
+    WHERE substatus = 'unmapped';

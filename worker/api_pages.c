@@ -26,9 +26,9 @@ const char api_stylesheet[] =
     "h1{font-size:1.35rem;margin:.2rem 0 .6rem;overflow-wrap:anywhere}\n"
     "h2{font-size:1.05rem;margin:0 0 .6rem}\n"
     ".card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem;"
-    "margin:0 0 1rem;min-width:0}\n"
+    "margin:0 0 1rem;min-width:0;overflow-x:auto}\n"
     ".grid{display:grid;grid-template-columns:1fr;gap:0 1rem}\n"
-    "@media(min-width:900px){.grid{grid-template-columns:1fr 1fr}}\n"
+    "@media(min-width:900px){.grid{grid-template-columns:minmax(0,5fr) minmax(0,6fr)}}\n"
     ".muted{color:var(--muted)}\n"
     ".search{display:flex;gap:.5rem;flex-wrap:wrap}\n"
     ".search input{flex:1 1 12rem;min-width:0;padding:.5rem;font:inherit;border:1px solid "
@@ -57,6 +57,7 @@ const char api_stylesheet[] =
     "th,td{text-align:left;padding:.35rem .4rem;border-top:1px solid var(--line);"
     "vertical-align:top;overflow-wrap:break-word}\n"
     "th{color:var(--muted);font-weight:600}\n"
+    "td.t{white-space:nowrap}\n"
     "@media(max-width:640px){table,thead,tbody,tr,th,td{display:block}thead{display:none}"
     "tr{border-top:1px solid var(--line);padding:.4rem 0}td{border:0;padding:.1rem 0}"
     "td[data-l]::before{content:attr(data-l) ': ';color:var(--muted)}}\n"
@@ -140,14 +141,48 @@ static const char *words(const char *v)
     return v;
 }
 
-/* A table cell with its label for the stacked phone layout. */
-static void td(struct hbuf *b, const char *label, const char *text)
+/* A table cell (class cls, may be NULL) with its label for the stacked
+ * phone layout; with spaces, '_' in text shows as a space (vocabulary words
+ * such as customs_processing then wrap like words). */
+static void cell(struct hbuf *b, const char *cls, const char *label, const char *text,
+                 bool spaces)
 {
-    hbuf_puts(b, "<td data-l=\"");
+    hbuf_puts(b, "<td");
+    if (cls != NULL)
+        hbuf_printf(b, " class=\"%s\"", cls);
+    hbuf_puts(b, " data-l=\"");
     hbuf_esc(b, label);
     hbuf_puts(b, "\">");
-    hbuf_esc(b, text != NULL && *text ? text : "-");
+    if (text == NULL || *text == '\0')
+        hbuf_puts(b, "-");
+    else if (spaces) {
+        char w[128];
+
+        snprintf(w, sizeof(w), "%s", text);
+        for (char *p = w; *p != '\0'; p++)
+            if (*p == '_')
+                *p = ' ';
+        hbuf_esc(b, w);
+    } else
+        hbuf_esc(b, text);
     hbuf_puts(b, "</td>");
+}
+
+static void td(struct hbuf *b, const char *label, const char *text)
+{
+    cell(b, NULL, label, text, false);
+}
+
+/* A cell holding a vocabulary word (milestone, reason, kind). */
+static void td_word(struct hbuf *b, const char *label, const char *text)
+{
+    cell(b, NULL, label, text, true);
+}
+
+/* A cell holding a date or time, kept on one line. */
+static void td_time(struct hbuf *b, const char *label, const char *text)
+{
+    cell(b, "t", label, text, false);
 }
 
 static void th_row(struct hbuf *b, const char *const *labels, size_t n)
@@ -294,7 +329,7 @@ static void agent_customs(struct hbuf *b, const json_t *d)
                 snprintf(at, sizeof(at), "%.10s %.5s", str(t, "at"),
                          strlen(str(t, "at")) > 11 ? str(t, "at") + 11 : "");
                 hbuf_puts(b, "<tr>");
-                td(b, labels[0], at);
+                td_time(b, labels[0], at);
                 td(b, labels[1], change);
                 td(b, labels[2], words(str(t, "reason")));
                 td(b, labels[3], words(str(t, "actor")));
@@ -376,11 +411,11 @@ static void agent_edd(struct hbuf *b, const json_t *d)
         snprintf(at, sizeof(at), "%.10s %.5s", str(v, "recorded_at"),
                  strlen(str(v, "recorded_at")) > 11 ? str(v, "recorded_at") + 11 : "");
         hbuf_puts(b, "<tr>");
-        td(b, labels[0], str(v, "edd"));
-        td(b, labels[1], str(v, "previous"));
+        td_time(b, labels[0], str(v, "edd"));
+        td_time(b, labels[1], str(v, "previous"));
         td(b, labels[2], str(v, "source"));
-        td(b, labels[3], str(v, "reason"));
-        td(b, labels[4], at);
+        td_word(b, labels[3], str(v, "reason"));
+        td_time(b, labels[4], at);
         hbuf_puts(b, "</tr>");
     }
     hbuf_puts(b, "</tbody></table></section>");
@@ -389,7 +424,7 @@ static void agent_edd(struct hbuf *b, const json_t *d)
 static void agent_notifications(struct hbuf *b, const json_t *d)
 {
     static const char *const labels[] = { "Milestone", "Channel", "Status", "Why",
-                                          "Sent or last change (UTC)", "Attempts" };
+                                          "When (UTC)", "Tries" };
     const json_t *ns = json_object_get(d, "notifications"), *v;
     size_t i;
 
@@ -408,13 +443,13 @@ static void agent_notifications(struct hbuf *b, const json_t *d)
         snprintf(attempts, sizeof(attempts), "%lld",
                  (long long)json_integer_value(json_object_get(v, "attempts")));
         hbuf_puts(b, "<tr>");
-        td(b, labels[0], str(v, "milestone"));
+        td_word(b, labels[0], str(v, "milestone"));
         td(b, labels[1], str(v, "channel"));
         hbuf_puts(b, "<td data-l=\"Status\">");
         badge(b, str(v, "status"));
         hbuf_puts(b, "</td>");
-        td(b, labels[3], str(v, "reason"));
-        td(b, labels[4], at);
+        td_word(b, labels[3], str(v, "reason"));
+        td_time(b, labels[4], at);
         td(b, labels[5], attempts);
         hbuf_puts(b, "</tr>");
     }
@@ -570,7 +605,7 @@ void page_ops(struct hbuf *b, const json_t *board)
                 hbuf_puts(b, "<tr>");
                 link_shipment(b, (long long)json_integer_value(json_object_get(w, "shipment_id")),
                               str(w, "tracking_number"));
-                td(b, s_labels[1], str(w, "kind"));
+                td_word(b, s_labels[1], str(w, "kind"));
                 hbuf_puts(b, "<td data-l=\"Status\">");
                 badge(b, str(w, "status"));
                 hbuf_puts(b, "</td>");

@@ -20,6 +20,9 @@ if (!base || !token || !tracking || !artifacts) {
 mkdirSync(artifacts, { recursive: true });
 
 const failures = [];
+// Pixels the page, or the widest card inside it, would scroll sideways.
+const overflow = () => Math.max(document.documentElement.scrollWidth - window.innerWidth,
+  ...[...document.querySelectorAll('.card')].map((c) => c.scrollWidth - c.clientWidth));
 function check(ok, what) {
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
   if (!ok) failures.push(what);
@@ -76,12 +79,12 @@ try {
   check(await page.locator('#edd tbody tr').count() === 2, 'estimated-date history: two estimates');
   check((await text('#edd')).includes('customs hold: documents required'), 'why the estimate moved');
   const notes = await text('#notifications');
-  check(notes.includes('customs_held') && notes.includes('sent') && notes.includes('deferred')
-        && notes.includes('quiet_hours'), 'notifications and their outcome');
+  check(notes.includes('customs held') && notes.includes('sent') && notes.includes('deferred')
+        && notes.includes('quiet hours'), 'notifications and their outcome');
 
   for (const width of [390, 1280]) {
     await page.setViewportSize({ width, height: 900 });
-    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const over = await page.evaluate(overflow);
     check(over <= 0, `agent page: no horizontal scrolling at ${width} px (overflow ${over} px)`);
     await page.screenshot({ path: join(artifacts, `agent-page-${width}.png`), fullPage: true });
   }
@@ -96,7 +99,7 @@ try {
   check(!board.includes('@') && !board.includes('+4915'), 'ops board: no personal data');
   for (const width of [390, 1280]) {
     await page.setViewportSize({ width, height: 900 });
-    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const over = await page.evaluate(overflow);
     check(over <= 0, `ops board: no horizontal scrolling at ${width} px (overflow ${over} px)`);
   }
   await page.screenshot({ path: join(artifacts, 'ops-board.png'), fullPage: true });
