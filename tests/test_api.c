@@ -773,3 +773,20 @@ Test(api, public_status_page_has_no_personal_data)
     cr_expect_eq(r.status, 404);
     resp_free(&r);
 }
+
+Test(api, role_without_tokens_exits_2_with_a_clear_message)
+{
+    char bin[512], env_db[600], *out = NULL, *err = NULL;
+    const char *env[] = { env_db, "SHIPTRACK_API_TOKENS=", "SHIPTRACK_API_LISTEN=127.0.0.1:0",
+                          NULL };
+    char *const argv[] = { bin, "run", "--roles", "api", NULL };
+    int rc;
+
+    tu_binary_path(bin, sizeof(bin), "shiptrack");
+    snprintf(env_db, sizeof(env_db), "SHIPTRACK_DATABASE_URL=%s", db.url);
+    rc = tu_run(argv, env, &out, &err);
+    cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
+    cr_expect(strstr(err, "SHIPTRACK_API_TOKENS is not set") != NULL, "%s", err);
+    free(out);
+    free(err);
+}
