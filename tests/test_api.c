@@ -790,3 +790,52 @@ Test(api, role_without_tokens_exits_2_with_a_clear_message)
     free(out);
     free(err);
 }
+
+/* Discard a body. */
+static size_t discard(char *d, size_t size, size_t n, void *ud)
+{
+    (void)d;
+    (void)ud;
+    return size * n;
+}
+
+Test(api, concurrent_requests_share_the_connection_pool)
+{
+    enum { N = 40 };
+    CURL *easy[N];
+    struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " AGENT);
+    CURLM *m = curl_multi_init();
+    char url[128];
+    int running = 0, ok = 0;
+
+    cr_assert_not_null(m);
+    for (int i = 0; i < N; i++) {
+        /* detail, lookups and pages mixed: 2 threads, 2 database connections */
+        snprintf(url, sizeof(url), "%s%s", base,
+                 i % 3 == 0 ? "/v1/shipments/1" : i % 3 == 1 ? "/v1/shipments?order_ref=ORD-2002"
+                                                             : "/agent?q=3318810025");
+        easy[i] = curl_easy_init();
+        cr_assert_not_null(easy[i]);
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT, 60L);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    do {
+        cr_assert_eq(curl_multi_perform(m, &running), CURLM_OK);
+        if (running)
+            curl_multi_poll(m, NULL, 0, 1000, NULL);
+    } while (running);
+    for (int i = 0; i < N; i++) {
+        long status = 0;
+
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &status);
+        ok += status == 200;
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_multi_cleanup(m);
+    curl_slist_free_all(h);
+    cr_expect_eq(ok, N, "%d of %d requests answered 200", ok, N);
+}
