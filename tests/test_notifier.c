@@ -597,21 +597,6 @@ Test(notifier, sms_21610_is_permanent_and_records_the_opt_out)
     MHD_stop_daemon(d);
 }
 
-Test(notifier, unsubscribe_url_is_signed)
-{
-    struct st_config cfg;
-    char err[256], a[512], b[512];
-
-    cr_assert_eq(config_load(&cfg, err, sizeof(err)), ST_OK, "%s", err);
-    cr_assert(notifier_unsubscribe_url(&cfg, 42, "email", a, sizeof(a)));
-    cr_expect(strncmp(a, "https://track.shop.test/unsubscribe?r=42&c=email&t=", 51) == 0, "%s",
-              a);
-    cr_expect_eq(strlen(a), 51 + 64);
-    cr_assert(notifier_unsubscribe_url(&cfg, 43, "email", b, sizeof(b)));
-    cr_expect_str_neq(a + 51, b + 51);
-    config_free(&cfg);
-}
-
 Test(notifier, refuses_to_start_without_public_url_or_secret)
 {
     struct st_config cfg;

@@ -181,6 +181,13 @@ Test(poller, registers_polls_and_stores_the_journeys)
     cr_expect_gt(outbox, 24);
     cr_expect_leq(outbox, events);
     cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE lease_owner IS NOT NULL"), 0);
+    /* the counters /metrics reads: flushed when the poller stops */
+    cr_expect_eq(tdb_count(db.conn, "SELECT sum(events_new) FROM poller_stats"), t1.events_new);
+    cr_expect_gt(tdb_count(db.conn, "SELECT sum(polls_ok) FROM poller_stats"), 0);
+    cr_expect_eq(tdb_count(db.conn, "SELECT sum(polls_error + polls_throttled) FROM poller_stats"), 0);
+    cr_expect_eq(tdb_count(db.conn, "SELECT sum(b) FROM poller_stats, unnest(latency_buckets) b"),
+                 tdb_count(db.conn, "SELECT sum(polls_ok + polls_unauthorized) FROM poller_stats"),
+                 "every request in one latency bucket");
 
     /* poll everything again: nothing new is stored or announced */
     tdb_exec(db.conn, "UPDATE shipments SET next_poll_at = now()");
@@ -268,6 +275,8 @@ Test(poller, garbage_from_the_carrier_keeps_data_and_retries)
     run_until_idle(&t);
     cr_expect_eq(t.failures, tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE poll_error_streak = 1"));
     cr_expect_gt(t.failures, 0);
+    cr_expect_gt(tdb_count(db.conn, "SELECT sum(polls_error) FROM poller_stats"), 0,
+                 "failed requests counted for /metrics");
     cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM tracking_events"), events);
     cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE poll_error_streak = 1"
                                     " AND last_poll_error LIKE 'permanent: %'"

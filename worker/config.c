@@ -63,7 +63,7 @@ const struct cfg_param config_params[] = {
     { "SHIPTRACK_LOG_FORMAT", CFG_ENUM, "text", 0, 0, "text|json", 0,
       "log line format: key=value text or one JSON object per line", O(log_format) },
     { "SHIPTRACK_ROLES", CFG_LIST, "poller,relay,intake,scanner", 0, 0,
-      "poller|relay|intake|notifier|scanner", 0,
+      "poller|relay|intake|notifier|scanner|api", 0,
       "roles `shiptrack run` starts (comma-separated; each runs in its own process); "
       "--roles overrides", O(roles) },
     { "SHIPTRACK_KAFKA_BROKERS", CFG_STRING, NULL, 0, 0, NULL, 0,
@@ -248,6 +248,26 @@ const struct cfg_param config_params[] = {
     { "SHIPTRACK_FAILING_STREAK", CFG_INT, "8", 1, 1000, NULL, 0,
       "consecutive failed polls of one shipment that raise tracking_failing",
       O(failing_streak) },
+    /* the api role (worker/api.c) */
+    { "SHIPTRACK_API_LISTEN", CFG_STRING, "127.0.0.1:8080", 0, 0, NULL, 0,
+      "address of the api role's HTTP server, HOST:PORT or [IPv6]:PORT (port 0: any free port)",
+      O(api_listen) },
+    { "SHIPTRACK_API_TOKENS", CFG_STRING, NULL, 0, 0, NULL, CFG_SECRET,
+      "bearer tokens of the api, role:token pairs, comma-separated (roles agent, ops, admin; "
+      "admin may do everything; tokens of 16 to 256 characters); required by the api role",
+      O(api_tokens) },
+    { "SHIPTRACK_API_MAX_BODY", CFG_SIZE, "64KiB", 1024, 16LL << 20, NULL, 0,
+      "largest request body the api accepts; bigger ones get 413", O(api_max_body) },
+    { "SHIPTRACK_API_THREADS", CFG_INT, "4", 1, 64, NULL, 0,
+      "request threads of the api role, each with its own database connection", O(api_threads) },
+    { "SHIPTRACK_API_MAX_CONNECTIONS", CFG_INT, "256", 1, 10000, NULL, 0,
+      "open HTTP connections the api accepts at once", O(api_max_connections) },
+    { "SHIPTRACK_API_TIMEOUT", CFG_DURATION, "30s", 1 * MS_S, 10 * MS_MIN, NULL, 0,
+      "an api connection idle for this long is closed (slow clients included)",
+      O(api_timeout_ms) },
+    { "SHIPTRACK_API_COOKIE_SECURE", CFG_ENUM, "on", 0, 0, "on|off", 0,
+      "mark the pages' login cookie Secure (sent over https only); off for plain-http "
+      "loopback demos and tests", O(api_cookie_secure) },
 };
 
 const size_t config_params_count = sizeof(config_params) / sizeof(config_params[0]);

@@ -132,6 +132,14 @@ struct st_config {
     long long customs_hold_alert_ms; /* open hold age alerted without destination statistics */
     long long pickup_alert_ms;      /* label created, not picked up, for this long */
     long long failing_streak;       /* consecutive failed polls that raise tracking_failing */
+    /* api role (worker/api.c) */
+    char *api_listen;               /* HOST:PORT */
+    char *api_tokens;               /* secret: role:token,... */
+    long long api_max_body;         /* request body cap, bytes */
+    long long api_threads;          /* request threads = database connections */
+    long long api_max_connections;
+    long long api_timeout_ms;       /* idle connection timeout */
+    char *api_cookie_secure;        /* on|off: Secure attribute of the login cookie */
     /* where each value came from, parallel to config_params[]: 0 default, 1 env, 2 file */
     unsigned char source[192];
 };

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "carrier.h"
 #include "config.h"
 #include "db.h"
@@ -51,7 +52,7 @@ static const struct {
     const char *help;
 } commands[] = {
     { "run", "[--roles LIST] [--until-idle]",
-      "run worker roles until SIGTERM (roles: poller, relay, intake, notifier, scanner; all)" },
+      "run worker roles until SIGTERM (roles: poller, relay, intake, notifier, scanner, api; all)" },
     { "kafka-mock", "[--brokers N] [--control]",
       "run a mock Kafka cluster for tests; prints its bootstrap servers; --control reads\n"
       "              fault commands from stdin: down ID, up ID, rtt ID MS, errors API_KEY COUNT CODE" },
@@ -739,6 +740,15 @@ static int role_scanner(struct st_config *cfg, const char *brokers, bool until_i
     return scanner_run(cfg, &o, &t);
 }
 
+/* The api serves until SIGTERM, --until-idle or not (a server is never idle). */
+static int role_api(struct st_config *cfg, const char *brokers, bool until_idle)
+{
+    struct api_opts o = { &running, brokers };
+
+    (void)until_idle;
+    return api_run(cfg, &o);
+}
+
 static const struct {
     const char *name;
     int (*run)(struct st_config *cfg, const char *brokers, bool until_idle);
@@ -749,6 +759,7 @@ static const struct {
     { "intake", role_intake, true },
     { "notifier", role_notifier, true },
     { "scanner", role_scanner, false },
+    { "api", role_api, false }, /* uses brokers when there are: lag and readiness */
 };
 
 #define N_ROLES (sizeof(roles) / sizeof(roles[0]))
@@ -868,7 +879,7 @@ static int cmd_run(struct st_config *cfg, int argc, char **argv)
                     break;
             if (i == N_ROLES)
                 return usage_error("--roles: \"%s\" is not a role (known: poller, relay, intake, notifier, "
-                                   "scanner, all)",
+                                   "scanner, api, all)",
                                    list);
             want[i] = true;
             p += len;

@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "html.h"
+
 #define DELIM_MAX 16      /* longest accepted delimiter, in bytes */
 #define WORK_PER_BYTE 64u /* steps allowed per byte of output cap (at least 1 MiB's worth) */
 #define NAME_SHOW_MAX 64  /* longest tag name quoted in an error message */
@@ -550,16 +552,10 @@ static int put(struct render *r, const struct tpl *t, const struct node *nd, con
     if (!escape)
         from = n; /* the whole string is one unescaped run */
     for (i = from; i < n && rc == 0; i++) {
-        const char *ent;
+        const char *ent = html_entity(s[i]);
 
-        switch (s[i]) {
-        case '&': ent = "&amp;"; break;
-        case '<': ent = "&lt;"; break;
-        case '>': ent = "&gt;"; break;
-        case '"': ent = "&quot;"; break;
-        case '\'': ent = "&#39;"; break;
-        default: continue;
-        }
+        if (ent == NULL)
+            continue;
         rc = buf_add(&r->out, s + from, i - from);
         if (rc == 0)
             rc = buf_add(&r->out, ent, strlen(ent));

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "templates.h"
+#include "unsubscribe.h"
 
 #define NOTIFIER_MSG_MAX 65536      /* events larger than this are not ours */
 #define NOTIFIER_PASS_BATCH 50      /* rows claimed per pass query (the LIMIT below) */
@@ -396,35 +397,6 @@ static enum st_err sent_today(struct notifier *n, const struct ctx *c, long long
 
 /* ---- message data ---- */
 
-bool notifier_unsubscribe_url(const struct st_config *cfg, long long recipient_id,
-                              const char *channel, char *buf, size_t cap)
-{
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    char msg[64], hex[2 * EVP_MAX_MD_SIZE + 1];
-    const char *base = cfg->public_url, *key = cfg->unsubscribe_secret;
-    size_t bl;
-    int len;
-
-    if (base == NULL || key == NULL)
-        return false;
-    len = snprintf(msg, sizeof(msg), "%lld.%s", recipient_id, channel);
-    if (len < 0 || (size_t)len >= sizeof(msg))
-        return false;
-    if (HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)msg, (size_t)len, mac,
-             &maclen) == NULL)
-        return false;
-    for (unsigned int i = 0; i < maclen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    hex[2 * maclen] = '\0';
-    bl = strlen(base);
-    while (bl > 0 && base[bl - 1] == '/')
-        bl--;
-    len = snprintf(buf, cap, "%.*s/unsubscribe?r=%lld&c=%s&t=%s", (int)bl, base, recipient_id,
-                   channel, hex);
-    return len > 0 && (size_t)len < cap;
-}
-
 static const char *customs_reason(const char *sub)
 {
     if (strcmp(sub, "customs_duties_due") == 0) return "duties_due";
@@ -468,7 +440,7 @@ static json_t *message_data(const struct notifier *n, const struct ctx *c, json_
         bl--;
     len = snprintf(url, sizeof(url), "%.*s/t/%s", (int)bl, base, c->tracking);
     if (len < 0 || (size_t)len >= sizeof(url) ||
-        !notifier_unsubscribe_url(n->cfg, c->recipient_id, c->channel, unsub, sizeof(unsub)))
+        !unsubscribe_url(n->cfg, c->recipient_id, c->channel, unsub, sizeof(unsub)))
         return NULL;
     d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "shop_name", n->cfg->shop_name,
                   "order_ref", c->order_ref, "carrier_name",
@@ -573,7 +545,7 @@ static enum st_err send_one(struct notifier *n, const struct ctx *c, json_t *ev,
         cm.u.email.language = msg.locale;
         cm.u.email.transactional = templates_milestone_transactional(c->milestone);
         if (!cm.u.email.transactional &&
-            notifier_unsubscribe_url(n->cfg, c->recipient_id, c->channel, unsub, sizeof(unsub)))
+            unsubscribe_url(n->cfg, c->recipient_id, c->channel, unsub, sizeof(unsub)))
             cm.u.email.unsubscribe_url = unsub;
         cm.u.email.date = now_s(n);
     } else {

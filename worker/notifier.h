@@ -83,12 +83,6 @@ enum st_err notifier_handle(struct notifier *n, const char *json, size_t len, ch
  * queued rows. *handled gets the number of rows decided. */
 enum st_err notifier_pass(struct notifier *n, int *handled, char *err, size_t errlen);
 
-/* The signed one-click unsubscribe URL of a recipient's channel into buf
- * (PUBLIC_URL/unsubscribe?r=ID&c=CHANNEL&t=HMAC-SHA256 hex). false when it
- * does not fit. */
-bool notifier_unsubscribe_url(const struct st_config *cfg, long long recipient_id,
-                              const char *channel, char *buf, size_t cap);
-
 /* Run the role until *opts->running is cleared. 0 on a clean stop, 1 when
  * it cannot start. */
 int notifier_run(const struct st_config *cfg, const struct notifier_opts *opts,

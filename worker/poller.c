@@ -35,6 +35,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "store.h"
 
@@ -43,6 +44,7 @@
 #define TOKEN_SAFETY_MS 60000   /* refresh a token this long before it expires (at most a
                                    quarter of its lifetime, so short-lived tokens get used) */
 #define QUOTA_CHUNK_MAX 20      /* requests reserved per database round trip */
+#define STATS_FLUSH_MS 5000     /* how often counters go to poller_stats (for /metrics) */
 #define AUTH_RETRIES_MAX 5      /* re-queues of one shipment after 401s, each time with a
                                    newer token; one more 401 fails it as a credentials problem */
 
@@ -84,6 +86,7 @@ struct carrier_slot {
     unsigned char window[WINDOW_MAX]; /* 1 = failure */
     size_t window_n, window_pos;
     long long next_claim_ms;
+    struct poll_stats stats;        /* for /metrics, flushed to poller_stats */
 };
 
 enum job_kind { JOB_POLL, JOB_TOKEN, JOB_REGISTER };
@@ -116,6 +119,7 @@ struct poller {
     struct poll_policy policy;
     long long next_partitions_ms;
     bool tls_verify;             /* SHIPTRACK_CARRIER_TLS_VERIFY */
+    long long next_stats_ms;        /* next flush of the slots' poll_stats */
 };
 
 static long long now_ms(void)
@@ -356,6 +360,7 @@ static void breaker_set(struct poller *p, struct carrier_slot *s, enum breaker_s
     log_warn("carrier.breaker", 0, s->def->name, "circuit breaker %s -> %s: %s",
              breaker_names[s->breaker], breaker_names[to], why);
     s->breaker = to;
+    s->stats.dirty = true; /* /metrics shows the new state at the next flush */
 }
 
 /* Record one request outcome and move the breaker. */
@@ -911,10 +916,41 @@ static void store_results(struct poller *p, struct job *j, struct track_result *
         }
         p->totals->polls++;
         p->totals->events_new += st.events_new;
+        s->stats.events_new += st.events_new;
+        s->stats.dirty = true;
         p->totals->status_changes += st.status_changes;
         log_info("poll.done", c->id, name, "events=%d new=%d status=%s%s", st.events_seen,
                  st.events_new, st.status, r->outcome == TRACK_NOT_FOUND ? " (not found)" : "");
     }
+}
+
+/* Save every slot's changed counters (at most every STATS_FLUSH_MS unless
+ * forced); a failure is logged and retried at the next flush. */
+static void flush_stats(struct poller *p, bool force)
+{
+    char err[512];
+
+    if (p->conn == NULL || (!force && now_ms() < p->next_stats_ms))
+        return;
+    p->next_stats_ms = now_ms() + STATS_FLUSH_MS;
+    for (size_t i = 0; i < p->n_slots; i++) {
+        struct carrier_slot *s = &p->slots[i];
+
+        if (!s->stats.dirty)
+            continue;
+        if (poll_stats_flush(p->conn, p->cfg->worker_id, s->def->name, &s->stats,
+                             breaker_names[s->breaker], err, sizeof(err)) != ST_OK) {
+            log_warn("poller.stats", 0, s->def->name, "%s", err);
+            return;
+        }
+        s->stats.dirty = false;
+    }
+}
+
+/* Count a finished tracking request in its carrier's metrics. */
+static void observe(struct job *j, enum poll_outcome o)
+{
+    poll_stats_observe(&j->slot->stats, o, now_ms() - j->started_ms);
 }
 
 static void finish_poll(struct poller *p, struct job *j, CURLcode cc, long status)
@@ -935,6 +971,7 @@ static void finish_poll(struct poller *p, struct job *j, CURLcode cc, long statu
                      curl_easy_strerror(cc));
             fail_items(p, s, j->items, j->n, ST_RETRY, err, 0);
         }
+        observe(j, POLL_ERROR);
         breaker_record(p, s, true, j->probe);
         return;
     }
@@ -947,6 +984,7 @@ static void finish_poll(struct poller *p, struct job *j, CURLcode cc, long statu
          * Wrong client credentials fail at the token endpoint. */
         bool requeued = false;
 
+        observe(j, POLL_UNAUTHORIZED);
         if (s->token_obtained_ms <= j->started_ms) /* not already replaced */
             s->token_expires_ms = 0;
         for (size_t i = 0; i < j->n; i++) {
@@ -973,6 +1011,8 @@ static void finish_poll(struct poller *p, struct job *j, CURLcode cc, long statu
     if (rc != ST_OK) {
         long long min_delay = 0;
 
+        observe(j, status == 429 ? POLL_THROTTLED : rc == ST_CONFIG ? POLL_UNAUTHORIZED
+                                                                    : POLL_ERROR);
         if (status == 429) {
             long secs = j->retry_after_s >= 0 ? j->retry_after_s : 1;
 
@@ -989,6 +1029,7 @@ static void finish_poll(struct poller *p, struct job *j, CURLcode cc, long statu
         else if (j->probe)
             s->probe_inflight = false;
     } else {
+        observe(j, POLL_OK);
         breaker_record(p, s, false, j->probe);
         store_results(p, j, results);
     }
@@ -1164,6 +1205,7 @@ int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
         start_jobs(&p);
         curl_multi_perform(p.multi, &still);
         drain_messages(&p);
+        flush_stats(&p, false);
         if (opts->until_idle && idle(&p)) {
             for (size_t i = 0; i < p.n_slots; i++)
                 p.slots[i].next_claim_ms = 0; /* look again at once */
@@ -1175,6 +1217,7 @@ int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
                         NULL);
     }
     release_queues(&p);
+    flush_stats(&p, true);
     for (size_t i = 0; i < p.n_slots; i++) {
         return_quota(&p, &p.slots[i]);
         free(p.slots[i].queue);

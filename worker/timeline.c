@@ -114,7 +114,7 @@ enum st_err timeline_load(PGconn *conn, const char *carrier, const char *trackin
                   "SELECT state, reason, actor,"
                   " to_char(opened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
                   " to_char(closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                  " opened_evidence, closed_evidence"
+                  " opened_evidence, closed_evidence, id"
                   " FROM customs_holds WHERE shipment_id = $1 ORDER BY opened_at, id",
                   1, p, PGRES_TUPLES_OK, &kind, err, errlen);
     if (res == NULL) {
@@ -124,7 +124,8 @@ enum st_err timeline_load(PGconn *conn, const char *carrier, const char *trackin
     }
     holds = json_array();
     for (int r = 0; holds != NULL && r < PQntuples(res); r++) {
-        json_t *h = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "state", col(res, r, 0),
+        json_t *h = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+                              (json_int_t)atoll(PQgetvalue(res, r, 7)), "state", col(res, r, 0),
                               "reason", col(res, r, 1), "actor", col(res, r, 2), "opened_at",
                               col(res, r, 3), "closed_at", col(res, r, 4), "evidence",
                               col(res, r, 5), "release_evidence", col(res, r, 6));
