@@ -44,6 +44,7 @@ static const char *const kw_customs[] = {
 static const char *const kw_prohibited[] = {
     "^prohibited", "^forbidden", "^seized", "^confiscat", "verboten", "beschlagnahm", "^interdit",
     "^saisi", "^prohibid", "^proibit", "^vietat", "^verboden", "^zakazan", "^förbjud", "禁止",
+    "محظور", "ممنوع", "^yasak",
     NULL
 };
 
@@ -77,6 +78,7 @@ static const char *const kw_released[] = {
     "^ingeklaard", "^afgerond", "^desembaraçad", "^concluíd", "^zwolnion", "^zakończon",
     "^förtullad", "^klarerad", "^tullklarerad", "通関済", "通関完了", "輸入許可", "放行",
     "清关完成", "已清关", "통관완료", "통관 완료",
+    "^fortollet", "^tollklarert", "تم الإفراج", "^tamamlandı", "serbest bırak",
     NULL
 };
 
@@ -85,6 +87,7 @@ static const char *const kw_documents[] = {
     "^document", "^dokument", "paperwork", "information required", "information needed",
     "^invoice", "^rechnung", "^unterlagen", "^facture", "^justificatif", "^factura", "^fattura",
     "^factuur", "^fatura", "^faktur", "書類", "文件", "资料", "서류",
+    "مستندات", "وثائق", "^belge", "^evrak",
     NULL
 };
 
@@ -96,6 +99,7 @@ static const char *const kw_duties[] = {
     "^pagamento", "^pagare", "^rechten", "^betaling", "^betalen", "^btw$", "^heffing",
     "^imposto", "^taxa", "^tributo", "^opłat", "^należnoś", "^podat", "^zapłat", "^avgift",
     "^moms$", "^betala", "関税", "税金", "支払", "关税", "税费", "支付", "관세", "세금", "납부",
+    "^betale$", "رسوم", "ضريبة", "ضرائب", "^vergi", "^ödeme", "^harç",
     NULL
 };
 
@@ -104,6 +108,7 @@ static const char *const kw_inspection[] = {
     "^inspect", "^examination", "x-ray", "kontroll", "beschau", "prüfung", "^contrôle",
     "^controle", "^inspecci", "^ispezion", "^controllo", "^inspectie", "^inspeç", "^inspeca",
     "^fiscaliza", "^kontrol", "検査", "查验", "检查", "검사",
+    "تفتيش", "فحص", "^muayene",
     NULL
 };
 
@@ -119,6 +124,7 @@ static const char *const kw_hold[] = {
     "^hold$", "^held$", "angehalten", "zurückgehalten", "^retenu", "^bloqué", "^retenid",
     "^bloquead", "^trattenut", "^bloccat", "^vastgehouden", "^geblokkeerd", "^retid",
     "^zatrzyman", "^kvarhåll", "留置", "扣留", "보류",
+    "holdt tilbake", "محتجز", "^bekletil", "^alıkon",
     NULL
 };
 
@@ -489,7 +495,7 @@ static const char *const street_after[] = {
 /* Words that name a street when they precede the keyword (articles between
  * are skipped). */
 static const char *const street_before[] = {
-    "rue", "quai", "place", "avenue", "av", "chemin", "impasse", "boulevard", "bd", "allée",
+    "rue", "quai", "place", "avenue", "chemin", "impasse", "boulevard", "bd", "allée",
     "calle", "avenida", "plaza", "paseo", "carrer", "via", "viale", "piazza", "rua", "travessa",
     "largo", "ulica", "ul", "street", "straße", "strasse", "شارع", NULL
 };

@@ -85,6 +85,7 @@ void eta_format_date(long days, char out[ETA_DATE_MAX])
 struct eta_row {
     char origin[3], destination[3], service[65];
     time_t shipped_at;              /* 0: not yet */
+    char original[ETA_DATE_MAX];    /* the first estimate, "" none yet */
     char current[ETA_DATE_MAX], source[12], communicated[ETA_DATE_MAX];
     char last_carrier[ETA_DATE_MAX]; /* the newest carrier date in the history */
 };
@@ -100,7 +101,7 @@ static enum st_err load_row(PGconn *conn, const char *sid, struct eta_row *row, 
                   "SELECT coalesce(origin_country, ''), coalesce(destination_country, ''),"
                   " service, coalesce(extract(epoch FROM shipped_at)::bigint, 0),"
                   " coalesce(edd_current::text, ''), coalesce(edd_source, ''),"
-                  " coalesce(edd_communicated::text, ''),"
+                  " coalesce(edd_communicated::text, ''), coalesce(edd_original::text, ''),"
                   " coalesce((SELECT edd::text FROM edd_history h WHERE h.shipment_id = s.id"
                   "   AND h.source = 'carrier' ORDER BY h.id DESC LIMIT 1), '')"
                   " FROM shipments s WHERE id = $1",
@@ -118,7 +119,8 @@ static enum st_err load_row(PGconn *conn, const char *sid, struct eta_row *row, 
     snprintf(row->current, sizeof(row->current), "%s", PQgetvalue(res, 0, 4));
     snprintf(row->source, sizeof(row->source), "%s", PQgetvalue(res, 0, 5));
     snprintf(row->communicated, sizeof(row->communicated), "%s", PQgetvalue(res, 0, 6));
-    snprintf(row->last_carrier, sizeof(row->last_carrier), "%s", PQgetvalue(res, 0, 7));
+    snprintf(row->original, sizeof(row->original), "%s", PQgetvalue(res, 0, 7));
+    snprintf(row->last_carrier, sizeof(row->last_carrier), "%s", PQgetvalue(res, 0, 8));
     PQclear(res);
     return ST_OK;
 }
@@ -243,6 +245,8 @@ static enum st_err change(PGconn *conn, const char *sid, struct eta_row *row, lo
              row->current[0] ? row->current : "-", edd, source, reason);
     snprintf(row->current, sizeof(row->current), "%s", edd);
     snprintf(row->source, sizeof(row->source), "%s", source);
+    if (row->original[0] == '\0')
+        snprintf(row->original, sizeof(row->original), "%s", edd);
     snprintf(out->reason, sizeof(out->reason), "%s", reason);
     out->changes++;
     return ST_OK;
@@ -340,7 +344,7 @@ enum st_err eta_apply(PGconn *conn, long long shipment_id, const struct eta_poli
 {
     struct eta_row row;
     char sid[24], shipped[24];
-    const char *p[5];
+    const char *p[6];
     long day, told;
     bool set_shipped;
     enum st_err rc;
@@ -376,10 +380,10 @@ enum st_err eta_apply(PGconn *conn, long long shipment_id, const struct eta_poli
     if (out->changes == 0 && !set_shipped)
         return ST_OK;
     /* the first estimate counts as told; a day or more later is a delay */
-    if (row.communicated[0] == '\0') {
-        snprintf(row.communicated, sizeof(row.communicated), "%s", row.current);
-    } else if (out->changes > 0 && !in->finished && eta_parse_date(row.current, &day) &&
-               eta_parse_date(row.communicated, &told) && day >= told + 1) {
+    if (row.communicated[0] == '\0')
+        snprintf(row.communicated, sizeof(row.communicated), "%s", row.original);
+    if (out->changes > 0 && !in->finished && eta_parse_date(row.current, &day) &&
+        eta_parse_date(row.communicated, &told) && day >= told + 1) {
         out->delayed = true;
         snprintf(out->communicated, sizeof(out->communicated), "%s", row.communicated);
         snprintf(row.communicated, sizeof(row.communicated), "%s", row.current);
@@ -390,13 +394,13 @@ enum st_err eta_apply(PGconn *conn, long long shipment_id, const struct eta_poli
     p[2] = row.source[0] ? row.source : NULL;
     p[3] = row.communicated[0] ? row.communicated : NULL;
     p[4] = row.shipped_at > 0 ? shipped : NULL;
+    p[5] = row.original[0] ? row.original : NULL;
     res = db_exec(conn, "update estimate",
                   "UPDATE shipments SET edd_current = $2::date, edd_source = $3,"
-                  " edd_original = coalesce(edd_original, $2::date),"
-                  " edd_communicated = $4::date,"
+                  " edd_original = $6::date, edd_communicated = $4::date,"
                   " shipped_at = coalesce(shipped_at, to_timestamp($5::bigint))"
                   " WHERE id = $1",
-                  5, p, PGRES_COMMAND_OK, &rc, err, errlen);
+                  6, p, PGRES_COMMAND_OK, &rc, err, errlen);
     if (res == NULL)
         return rc;
     PQclear(res);
