@@ -185,10 +185,10 @@ const struct cfg_param config_params[] = {
       "file that receives one JSON line per SMS when no provider is set", O(sms_jsonl_file) },
     /* the notifier role (worker/notifier.c) */
     { "SHIPTRACK_NOTIFY_MILESTONES", CFG_LIST,
-      "shipped,customs_held,customs_released,out_for_delivery,attempt_failed,"
+      "shipped,customs_held,customs_released,delayed,out_for_delivery,attempt_failed,"
       "available_for_pickup,delivered,exception,returning", 0, 0,
-      "shipped|customs_processing|customs_held|customs_released|out_for_delivery|attempt_failed|"
-      "available_for_pickup|delivered|exception|returning", 0,
+      "shipped|customs_processing|customs_held|customs_released|delayed|out_for_delivery|"
+      "attempt_failed|available_for_pickup|delivered|exception|returning", 0,
       "milestones that notify recipients (the others are recorded as suppressed)",
       O(notify_milestones) },
     { "SHIPTRACK_QUIET_HOURS_SMS", CFG_STRING, "21:00-08:00", 0, 0, NULL, 0,
