@@ -1,7 +1,7 @@
 /*
  * test_customs.c - customs detection and the customs state machine.
  *
- * detect: a table of carrier words in 16 languages -> is it customs, and
+ * detect: a table of carrier words in 15 languages -> is it customs, and
  *         which customs substatus; and false friends that must not be
  *         customs (customer, customized, streets named after customs).
  * machine: synthetic poll results through store_poll_result against a real
