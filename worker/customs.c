@@ -352,7 +352,7 @@ static enum st_err step(PGconn *conn, long long shipment_id, const char *destina
             return rc;
         out->transitions++;
         log_info("customs.transition", shipment_id, NULL, "hold=%lld %s -> %s reason=%s actor=%s"
-                 " evidence=\"%.80s\"", h->id, state_names[from], state_names[rule.to], h->reason,
+                 " code=\"%.64s\"", h->id, state_names[from], state_names[rule.to], h->reason,
                  h->actor, ev->code);
         snprintf(out->state, sizeof(out->state), "%s", state_names[rule.to]);
         snprintf(out->reason, sizeof(out->reason), "%s", h->reason);

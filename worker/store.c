@@ -6,7 +6,10 @@
  * (not unmapped) and is not older than the event that set the current status.
  * Each applying event that changes the status, or moves into, within or out
  * of customs, is a "transition" and gets an outbox row; the shipment's
- * substatus always follows the newest applying event.
+ * substatus always follows the newest applying event. Applying events also
+ * drive the customs state machine (customs.h); the estimate (eta.h) follows
+ * the carrier's date, the first movement ("shipped_at"), customs holds and
+ * the delivery, and a delay gets an edd_changed outbox row.
  */
 #include "store.h"
 
@@ -292,11 +295,12 @@ static json_t *edd_changed_json(const struct claimed *s, const struct current *c
                      eo->reason);
 }
 
-/* Does status st mean the parcel has left the shipper (transit starts)? */
+/* Does status st mean the parcel is on its way (transit started, not over)?
+ * A shipment first seen delivered has no known start: no transit time. */
 static bool moving_status(enum st_status st)
 {
     return st != ST_STATUS_PENDING && st != ST_STATUS_INFO_RECEIVED &&
-           st != ST_STATUS_NOT_FOUND && st != ST_STATUS_CANCELLED && st != ST_STATUS_EXPIRED;
+           st != ST_STATUS_NOT_FOUND && !st_status_terminal(st);
 }
 
 enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct claimed *s,
