@@ -247,6 +247,22 @@ Test(eta, a_hold_without_history_moves_it_by_the_default)
     track_result_reset(&r);
 }
 
+Test(eta, a_hold_already_released_in_the_same_poll_moves_nothing)
+{
+    struct track_result r = { 0 };
+
+    sf_add(&r, "2026-11-02T08:00:00+01:00", "DE", ST_STATUS_IN_TRANSIT, ST_SUB_PICKED_UP, "PU",
+           "Picked up");
+    sf_add(&r, "2026-11-04T08:00:00+01:00", "DE", ST_STATUS_HELD, ST_SUB_CUSTOMS_INSPECTION,
+           "IN", "Customs inspection");
+    sf_add(&r, "2026-11-04T18:00:00+01:00", "DE", ST_STATUS_IN_TRANSIT, ST_SUB_CUSTOMS_RELEASED,
+           "RL", "Released by customs");
+    sf_store(&fx, &r);
+    expect_scalar(ESTIMATE, "2026-11-10/default/2026-11-10/2026-11-10");
+    cr_expect_eq(tdb_count(fx.db.conn, "SELECT count(*) FROM edd_history"), 1);
+    track_result_reset(&r);
+}
+
 /* Count of edd_changed outbox messages. */
 static long long delays(void)
 {

@@ -430,6 +430,9 @@ enum st_err customs_apply(PGconn *conn, long long shipment_id, const char *desti
             if (applies[i] && rd[i].input != CI_NOTHING)
                 rc = step(conn, shipment_id, destination, &h, &rd[i], &events[i], out, err,
                           errlen);
+        /* the estimate is revised for a parcel still held, not one already let go */
+        if (h.state != CS_HELD)
+            out->held = false;
         /* an open hold is the newest: its reason, actor and instructions */
         if (rc == ST_OK && h.state != CS_NONE) {
             snprintf(out->reason, sizeof(out->reason), "%s", h.reason);

@@ -27,7 +27,7 @@
 /* What one customs_apply call did. */
 struct customs_outcome {
     char state[16];                 /* shipments.customs_state afterwards; "" untouched */
-    bool held;                      /* a hold moved into held (EDD revision, notification) */
+    bool held;                      /* a hold moved into held and still is (EDD revision) */
     time_t held_at;                 /* the carrier's time of that move */
     char reason[24];                /* the newest hold's reason ("duties_due"...), or "" */
     char actor[12];                 /* who must act: recipient, shipper, broker, nobody */

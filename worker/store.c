@@ -428,7 +428,10 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
     ei.delivered = status == ST_STATUS_DELIVERED && cur.status != ST_STATUS_DELIVERED;
     ei.delivered_at = status_at;
     ei.finished = st_status_terminal(status);
-    if ((rc = eta_apply(conn, s->id, &pp->eta, &ei, &eo, err, errlen)) != ST_OK)
+    memset(&eo, 0, sizeof(eo));
+    /* a poll that brought nothing new and no carrier date cannot move the estimate */
+    if ((ei.carrier_edd[0] != '\0' || ei.shipped_at > 0 || ei.customs_held || ei.delivered) &&
+        (rc = eta_apply(conn, s->id, &pp->eta, &ei, &eo, err, errlen)) != ST_OK)
         goto fail;
     if (!decorate_customs(msgs, &co, &eo)) {
         rc = st_fail(err, errlen, ST_RETRY, "out of memory");
