@@ -289,6 +289,20 @@ Test(machine, held_learns_a_precise_reason_but_never_a_vaguer_one)
     track_result_reset(&r);
 }
 
+Test(machine, a_link_in_the_carrier_words_is_an_instruction)
+{
+    struct track_result r = { 0 };
+
+    add(&r, "2026-11-03T08:00:00+01:00", ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE, "CD",
+        "Import charges due. Pay online at https://ups.test/pay to release your package");
+    add(&r, "2026-11-03T09:00:00+01:00", ST_STATUS_HELD, ST_SUB_CUSTOMS_DUTIES_DUE, "CD",
+        "Import charges due");
+    sf_store(&fx, &r);
+    expect_scalar("SELECT instructions FROM customs_holds",
+                  "Import charges due. Pay online at https://ups.test/pay to release your package");
+    track_result_reset(&r);
+}
+
 Test(machine, moving_on_releases_implicitly)
 {
     struct track_result r = { 0 };

@@ -88,6 +88,7 @@ struct hold {
 struct reading {
     enum cs_input input;
     const char *reason, *actor;     /* for CI_HOLD / CI_REJECT */
+    const char *instructions;       /* what the carrier tells the recipient to do, or NULL */
 };
 
 bool customs_hold_kind(enum st_substatus sub, const char **reason, const char **actor)
@@ -105,7 +106,7 @@ bool customs_hold_kind(enum st_substatus sub, const char **reason, const char **
 /* What ev means for customs. */
 static struct reading customs_input(const struct track_event *ev)
 {
-    struct reading r = { CI_NOTHING, "processing", "nobody" };
+    struct reading r = { CI_NOTHING, "processing", "nobody", NULL };
     char folded[EV_DESC_MAX * 2];
     size_t o = 0;
     bool rejected;
@@ -131,6 +132,14 @@ static struct reading customs_input(const struct track_event *ev)
     if (r.input == CI_REJECT) {
         r.reason = "prohibited";
         r.actor = "shipper";
+    }
+    /* instructions: the driver's (DHL remark), else words that point somewhere to act */
+    if (r.input == CI_HOLD || r.input == CI_REJECT) {
+        if (ev->instructions[0] != '\0')
+            r.instructions = ev->instructions;
+        else if (strstr(folded, "http://") != NULL || strstr(folded, "https://") != NULL ||
+                 strstr(folded, "www.") != NULL)
+            r.instructions = ev->description;
     }
     /* a broker on the case: nobody else has to act for a hold without a task */
     if ((r.input == CI_HOLD || r.input == CI_PROCESSING) && strcmp(r.actor, "nobody") == 0 &&
@@ -314,8 +323,8 @@ static enum st_err step(PGconn *conn, long long shipment_id, const char *destina
         /* a prohibited hold that goes back to the shipper was rejected */
         if (rule.action == CA_CLOSE && rule.to == CS_RETURNED && strcmp(reason, "prohibited") == 0)
             rule.to = CS_REJECTED;
-        if (ev->instructions[0] != '\0' && (r->input == CI_HOLD || r->input == CI_REJECT))
-            snprintf(h->instructions, sizeof(h->instructions), "%s", ev->instructions);
+        if (r->instructions != NULL)
+            snprintf(h->instructions, sizeof(h->instructions), "%s", r->instructions);
 
         switch (rule.action) {
         case CA_IGNORE:
@@ -323,7 +332,7 @@ static enum st_err step(PGconn *conn, long long shipment_id, const char *destina
         case CA_REFINE:
             if (strcmp(reason, h->reason) == 0 && strcmp(actor, h->actor) == 0) {
                 /* nothing new to record, but the carrier may have said what to do */
-                if (ev->instructions[0] != '\0' && r->input == CI_HOLD)
+                if (r->instructions != NULL)
                     return move_hold(conn, h, CS_HELD, ev, err, errlen);
                 return ST_OK;
             }
