@@ -9,6 +9,7 @@
  */
 #include "customs.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,10 +305,13 @@ static enum st_err step(PGconn *conn, long long shipment_id, const char *destina
                         struct customs_outcome *out, char *err, size_t errlen)
 {
     for (int round = 0; round < 2; round++) {
-        struct cs_rule rule = machine[h->state][r->input];
+        struct cs_rule rule;
         enum cs_state from = h->state;
         char reason[24], actor[12];
         enum st_err rc = ST_OK;
+
+        assert(h->state <= CS_HELD && r->input < CI__COUNT); /* closed holds are CS_NONE */
+        rule = machine[h->state][r->input];
 
         /* keep what we knew unless the event says more */
         snprintf(reason, sizeof(reason), "%s", h->state == CS_NONE ? "processing" : h->reason);
