@@ -509,3 +509,21 @@ ParameterizedTest(struct carrier_case *c, carriers, customs_fixtures, .timeout =
     track_result_reset(&res);
     sf_teardown(&f);
 }
+
+Test(carriers, dhl_remark_becomes_the_instructions)
+{
+    struct shipfix f;
+    struct track_result res;
+    char number[64], *s;
+
+    log_setup("error", "text", NULL);
+    sf_parse_fixture("dhl", "customs_cn_de", &res, number, sizeof(number));
+    sf_setup(&f, "dhl", number, "CN", "DE");
+    sf_store(&f, &res);
+    s = tdb_scalar(f.db.conn, "SELECT reason || ': ' || instructions FROM customs_holds");
+    cr_expect_str_eq(s != NULL ? s : "(null)",
+                     "duties_due: Einfuhrabgaben sind vom Empfänger zu zahlen");
+    free(s);
+    track_result_reset(&res);
+    sf_teardown(&f);
+}
