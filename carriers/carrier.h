@@ -35,6 +35,7 @@
 #define EV_CITY_MAX              96
 #define EV_POSTAL_MAX            24
 #define EV_LOCAL_MAX             20   /* "YYYY-MM-DDTHH:MM:SS" */
+#define EV_INSTR_MAX             256  /* customs instructions the carrier gives */
 
 enum carrier_auth {
     CARRIER_AUTH_API_KEY,   /* a static key in a header */
@@ -65,6 +66,8 @@ struct track_event {
     char city[EV_CITY_MAX];
     char postal_code[EV_POSTAL_MAX];
     char country[3];                  /* ISO 3166-1 alpha-2 or "" */
+    bool customs_broker;              /* a customs broker handles it (e.g. FedEx CUSTOMS_BROKER) */
+    char instructions[EV_INSTR_MAX];  /* what the recipient is told to do (DHL remark), or "" */
 };
 
 /* What one tracking number's part of a response turned into. */

@@ -237,6 +237,9 @@ static enum st_err parse_event(json_t *jev, size_t i, struct track_result *res, 
     if (remark != NULL)
         wording_fold_append(fold, sizeof(fold), &o, remark);
     normalize_event(dhl_code_of(code), fold, ev);
+    /* On a customs event, DHL's remark is what the recipient is told to do. */
+    if (ev->customs && remark != NULL && (desc == NULL || strcmp(remark, desc) != 0))
+        carrier_copy_text(ev->instructions, sizeof(ev->instructions), remark);
     return ST_OK;
 }
 

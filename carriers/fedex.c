@@ -341,6 +341,7 @@ static enum st_err parse_event(json_t *jev, const char *at, struct track_result 
     sig.port_of_entry = ltype != NULL && strcmp(ltype, "PORT_OF_ENTRY") == 0;
     sig.clearance_delay = dtype != NULL && strcmp(dtype, "CLEARANCE") == 0;
     normalize_event(code, &sig, ev);
+    ev->customs_broker = ev->customs && sig.customs_place;
     return ST_OK;
 }
 

@@ -16,18 +16,26 @@
 static const char *const kw_customs[] = {
     "^customs$", "custom clearance", "^clearance", "^duties$", "import charges", "import duties",
     "import duty", "import tax", "import vat",                            /* en */
-    "zoll", "verzoll", "einfuhrabgaben", "einfuhrumsatzsteuer",            /* de */
+    "^zoll$", "^zollamt", "^zollabfertig", "^zollbehörde", "^zollkontroll", "^zollanmeld",
+    "^zollstelle", "^zollfreigabe", "^zollagent", "^zollabwickl", "^zollprüf", "^zolldokument",
+    "^zollgebühr", "^zollabgabe", "^zollinhalt", "^zollverfahren", "^zollbeschau", "^zolllager",
+    "^zollager", "^zollstatus", "^zollrecht", "verzoll", "einfuhrabgaben",
+    "einfuhrumsatzsteuer",                                                 /* de */
     "douan",                                                               /* fr, nl */
     "^aduan",                                                              /* es, pt */
     "^dogana", "^doganal", "^sdogan",                                      /* it */
     "^inklaring", "^invoerrechten",                                        /* nl */
     "^alfândega", "^alfandega",                                            /* pt */
     "^cło$", "^cła$", "^celn",                                             /* pl */
-    "^tull",                                                               /* sv, no */
+    "^tull$", "^tullen$", "^tullverket", "^tullklarer", "förtull", "^tullhantering",
+    "^tullbehandl", "^tullkontroll", "^tullavgift", "^tulldeklar", "^tullager",
+    "^tullmyndighet", "^tullombud",                                        /* sv */
+    "^tollklarer", "^tolletaten", "fortoll", "^tollbehandl", "^tollavgift", "^tolldeklar",
+    "^tollkontroll", "^tollvesen",                                         /* no */
     "通関", "税関",                                                        /* ja */
     "海关", "清关", "海關", "清關",                                        /* zh */
     "세관", "통관",                                                        /* ko */
-    "جمارك",                                                               /* ar */
+    "جمارك", "جمركي", "الجمرك",                                            /* ar */
     "^gümrük",                                                             /* tr */
     NULL
 };
@@ -36,6 +44,28 @@ static const char *const kw_customs[] = {
 static const char *const kw_prohibited[] = {
     "^prohibited", "^forbidden", "^seized", "^confiscat", "verboten", "beschlagnahm", "^interdit",
     "^saisi", "^prohibid", "^proibit", "^vietat", "^verboden", "^zakazan", "^förbjud", "禁止",
+    "محظور", "ممنوع", "^yasak",
+    NULL
+};
+
+/* Customs refused, seized or destroyed the goods (closes a prohibited hold). */
+static const char *const kw_rejected[] = {
+    "^seized", "^confiscat", "^destroyed", "^destruction", "^refused entry", "^denied entry",
+    "beschlagnahm", "vernichtet", "^saisi", "^détruit", "^incautad", "^decomisad",
+    "^destruid", "^sequestrat", "^distrutt",
+    "^inbeslaggenomen", "^vernietigd", "^apreendid", "^confiscad", "^skonfiskow", "^zniszcz",
+    "^beslagtag", "^förstörd", "^destruert", "^inndratt", "没收", "销毁", "沒收", "押収",
+    "廃棄", "압수", "폐기", "مصادرة", "إتلاف", "^el konul", "^imha",
+    NULL
+};
+
+/* A customs broker handles the clearance. */
+static const char *const kw_broker[] = {
+    "^broker", "customs agent", "clearing agent", "courtier en douane", "^transitaire",
+    "^zollagent", "^verzollungsagent", "^zollmakler", "agente de aduanas", "agente aduanal",
+    "^despachante", "spedizioniere doganale", "^doganalista", "^douane-expediteur",
+    "^inklaringsagent", "agencja celna", "agencji celnej", "^tullombud", "^tollagent",
+    "通関業者", "报关行", "報關行", "报关代理", "관세사", "مخلص جمركي", "^gümrük müşavir",
     NULL
 };
 
@@ -48,6 +78,7 @@ static const char *const kw_released[] = {
     "^ingeklaard", "^afgerond", "^desembaraçad", "^concluíd", "^zwolnion", "^zakończon",
     "^förtullad", "^klarerad", "^tullklarerad", "通関済", "通関完了", "輸入許可", "放行",
     "清关完成", "已清关", "통관완료", "통관 완료",
+    "^fortollet", "^tollklarert", "تم الإفراج", "^tamamlandı", "serbest bırak",
     NULL
 };
 
@@ -56,6 +87,7 @@ static const char *const kw_documents[] = {
     "^document", "^dokument", "paperwork", "information required", "information needed",
     "^invoice", "^rechnung", "^unterlagen", "^facture", "^justificatif", "^factura", "^fattura",
     "^factuur", "^fatura", "^faktur", "書類", "文件", "资料", "서류",
+    "مستندات", "وثائق", "^belge", "^evrak",
     NULL
 };
 
@@ -67,6 +99,7 @@ static const char *const kw_duties[] = {
     "^pagamento", "^pagare", "^rechten", "^betaling", "^betalen", "^btw$", "^heffing",
     "^imposto", "^taxa", "^tributo", "^opłat", "^należnoś", "^podat", "^zapłat", "^avgift",
     "^moms$", "^betala", "関税", "税金", "支払", "关税", "税费", "支付", "관세", "세금", "납부",
+    "^betale$", "رسوم", "ضريبة", "ضرائب", "^vergi", "^ödeme", "^harç",
     NULL
 };
 
@@ -75,6 +108,7 @@ static const char *const kw_inspection[] = {
     "^inspect", "^examination", "x-ray", "kontroll", "beschau", "prüfung", "^contrôle",
     "^controle", "^inspecci", "^ispezion", "^controllo", "^inspectie", "^inspeç", "^inspeca",
     "^fiscaliza", "^kontrol", "検査", "查验", "检查", "검사",
+    "تفتيش", "فحص", "^muayene",
     NULL
 };
 
@@ -90,6 +124,7 @@ static const char *const kw_hold[] = {
     "^hold$", "^held$", "angehalten", "zurückgehalten", "^retenu", "^bloqué", "^retenid",
     "^bloquead", "^trattenut", "^bloccat", "^vastgehouden", "^geblokkeerd", "^retid",
     "^zatrzyman", "^kvarhåll", "留置", "扣留", "보류",
+    "holdt tilbake", "محتجز", "^bekletil", "^alıkon",
     NULL
 };
 
@@ -331,6 +366,8 @@ static const char *const *const class_words[W__COUNT] = {
     [W_NEIGHBOUR] = kw_neighbour,
     [W_MAILBOX] = kw_mailbox,
     [W_SIGNED] = kw_signed,
+    [W_REJECTED] = kw_rejected,
+    [W_BROKER] = kw_broker,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -443,6 +480,97 @@ static bool word_byte(unsigned char c)
            c >= 0x80;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Addresses: "Zollstrasse 12", "Rue de la Douane", "Aduana Street" and
+ * "Gümrükçü Sokak" name a street, not an event. A keyword inside such a
+ * name does not count. */
+
+/* Words that name a street when they follow the keyword's word. */
+static const char *const street_after[] = {
+    "street", "st", "road", "rd", "avenue", "ave", "lane", "straße", "strasse", "str", "gasse",
+    "weg", "platz", "allee", "sokak", "sokağı", "sk", "caddesi", "cad", "cd", "straat", "laan",
+    "gatan", "vägen", "gate", "veien", "vei", "ulica", NULL
+};
+
+/* Words that name a street when they precede the keyword (articles between
+ * are skipped). */
+static const char *const street_before[] = {
+    "rue", "quai", "place", "avenue", "chemin", "impasse", "boulevard", "bd", "allée",
+    "calle", "avenida", "plaza", "paseo", "carrer", "via", "viale", "piazza", "rua", "travessa",
+    "largo", "ulica", "ul", "street", "straße", "strasse", "شارع", NULL
+};
+
+/* Articles and prepositions inside street names ("rue de la ..."). */
+static const char *const street_articles[] = {
+    "de", "la", "le", "les", "des", "du", "l", "d", "del", "della", "delle", "dei", "da", "do",
+    "dos", "das", "al", NULL
+};
+
+/* Endings of a compound word that is a street name ("zollstrasse"). */
+static const char *const street_suffix[] = {
+    "strasse", "straße", "str", "gasse", "weg", "platz", "straat", "gatan", "gata", "gate",
+    "vägen", "veien", "sokak", "sokağı", "caddesi", NULL
+};
+
+/* Scripts without spaces: a street word right after the keyword ("海关路"). */
+static const char *const street_glued[] = {
+    "路", "街", "大道", "通り", "로", "길", NULL
+};
+
+/* Is text[a, b) equal to one of the NULL-terminated words? */
+static bool span_is(const char *a, const char *b, const char *const *words)
+{
+    size_t len = (size_t)(b - a);
+
+    for (size_t i = 0; words[i] != NULL; i++)
+        if (strlen(words[i]) == len && memcmp(a, words[i], len) == 0)
+            return true;
+    return false;
+}
+
+/* Is the keyword found at text[p, p + n) part of a street name? */
+static bool in_street_name(const char *text, const char *p, size_t n)
+{
+    const char *ws = p, *we = p + n, *a, *b;
+
+    for (size_t i = 0; street_glued[i] != NULL; i++)
+        if (strncmp(we, street_glued[i], strlen(street_glued[i])) == 0)
+            return true;
+    while (ws > text && word_byte((unsigned char)ws[-1]))
+        ws--;
+    while (word_byte((unsigned char)*we))
+        we++;
+    for (size_t i = 0; street_suffix[i] != NULL; i++) {
+        size_t l = strlen(street_suffix[i]);
+
+        if ((size_t)(we - (p + n)) >= l && memcmp(we - l, street_suffix[i], l) == 0)
+            return true;
+    }
+    /* the next word */
+    for (a = we; *a == ' ' || *a == '-' || *a == '.'; a++)
+        ;
+    for (b = a; word_byte((unsigned char)*b); b++)
+        ;
+    if (b > a && span_is(a, b, street_after))
+        return true;
+    /* up to three words back, skipping articles */
+    b = ws;
+    for (int k = 0; k < 3; k++) {
+        while (b > text && (b[-1] == ' ' || b[-1] == '\'' || b[-1] == '-'))
+            b--;
+        for (a = b; a > text && word_byte((unsigned char)a[-1]); a--)
+            ;
+        if (a == b)
+            return false;
+        if (span_is(a, b, street_before))
+            return true;
+        if (!span_is(a, b, street_articles))
+            return false;
+        b = a;
+    }
+    return false;
+}
+
 /* Does the folded text contain keyword kw (with its ^/$ boundary marks)? */
 static bool text_has_word(const char *text, const char *kw)
 {
@@ -464,6 +592,8 @@ static bool text_has_word(const char *text, const char *kw)
         if (start && p > text && word_byte((unsigned char)p[-1]))
             continue;
         if (end && word_byte((unsigned char)p[n]))
+            continue;
+        if (in_street_name(text, p, n))
             continue;
         return true;
     }

@@ -45,6 +45,8 @@ enum wording_class {
     W_NEIGHBOUR,
     W_MAILBOX,
     W_SIGNED,
+    W_REJECTED,     /* customs seized, destroyed or refused the goods */
+    W_BROKER,       /* a customs broker handles the clearance */
     W__COUNT
 };
 

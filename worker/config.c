@@ -112,6 +112,21 @@ const struct cfg_param config_params[] = {
     { "SHIPTRACK_EXPIRE_AFTER", CFG_DURATION, "30d", 1 * MS_H, 365 * MS_D, NULL, 0,
       "a shipment with no carrier movement for this long becomes expired and is no longer polled",
       O(expire_after_ms) },
+    { "SHIPTRACK_LANE_MIN_SAMPLES", CFG_INT, "20", 1, 1000000, NULL, 0,
+      "delivered shipments a lane (carrier, origin, destination, service) or a destination's "
+      "customs history needs before its statistics replace the defaults", O(lane_min_samples) },
+    { "SHIPTRACK_EDD_PERCENTILE", CFG_INT, "80", 1, 99, NULL, 0,
+      "percentile of a lane's transit days used as the delivery estimate when the carrier "
+      "gives none", O(edd_percentile) },
+    { "SHIPTRACK_EDD_DEFAULT_DOMESTIC", CFG_DURATION, "3d", 1 * MS_D, 60 * MS_D, NULL, 0,
+      "delivery estimate after shipping (whole days) for a domestic shipment without a carrier "
+      "date or lane statistics", O(edd_default_domestic_ms) },
+    { "SHIPTRACK_EDD_DEFAULT_INTERNATIONAL", CFG_DURATION, "10d", 1 * MS_D, 60 * MS_D, NULL, 0,
+      "same for a cross-border shipment (or one whose origin is unknown)",
+      O(edd_default_international_ms) },
+    { "SHIPTRACK_CUSTOMS_HOLD_DEFAULT", CFG_DURATION, "3d", 1 * MS_H, 30 * MS_D, NULL, 0,
+      "how far a customs hold moves the delivery estimate when the destination has too few "
+      "past holds for a median", O(customs_hold_default_ms) },
     { "SHIPTRACK_TEMPLATES_DIR", CFG_STRING, "/usr/share/shiptrack/templates", 0, 0, NULL, 0,
       "notification templates, one folder per locale (the source tree's templates/ when run "
       "from a checkout)", O(templates_dir) },
@@ -174,10 +189,10 @@ const struct cfg_param config_params[] = {
       "file that receives one JSON line per SMS when no provider is set", O(sms_jsonl_file) },
     /* the notifier role (worker/notifier.c) */
     { "SHIPTRACK_NOTIFY_MILESTONES", CFG_LIST,
-      "shipped,customs_held,customs_released,out_for_delivery,attempt_failed,"
+      "shipped,customs_held,customs_released,delayed,out_for_delivery,attempt_failed,"
       "available_for_pickup,delivered,exception,returning", 0, 0,
-      "shipped|customs_processing|customs_held|customs_released|out_for_delivery|attempt_failed|"
-      "available_for_pickup|delivered|exception|returning", 0,
+      "shipped|customs_processing|customs_held|customs_released|delayed|out_for_delivery|"
+      "attempt_failed|available_for_pickup|delivered|exception|returning", 0,
       "milestones that notify recipients (the others are recorded as suppressed)",
       O(notify_milestones) },
     { "SHIPTRACK_QUIET_HOURS_SMS", CFG_STRING, "21:00-08:00", 0, 0, NULL, 0,

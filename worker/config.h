@@ -86,6 +86,12 @@ struct st_config {
     long long http_max_body;
     char *poll_intervals;           /* status=duration overrides (SHIPTRACK_POLL_INTERVALS) */
     long long expire_after_ms;      /* no movement for this long: status expired */
+    /* delivery estimates and customs (worker/eta.c, worker/customs.c) */
+    long long lane_min_samples;     /* deliveries a lane needs before its statistics are used */
+    long long edd_percentile;       /* percentile of a lane's transit days used as the estimate */
+    long long edd_default_domestic_ms;      /* no carrier date, no lane: domestic transit */
+    long long edd_default_international_ms; /* same, cross-border */
+    long long customs_hold_default_ms;      /* a customs hold's delay without history */
     char *templates_dir;            /* notification templates (SHIPTRACK_TEMPLATES_DIR) */
     struct carrier_conf carrier[CONFIG_CARRIERS];
     /* email channel (worker/email.c) */

@@ -449,12 +449,34 @@ static json_t *message_data(const struct notifier *n, const struct ctx *c, json_
                   "time_zone", c->tz);
     if (d == NULL)
         return NULL;
-    if (strcmp(c->milestone, "customs_held") == 0) {
-        const char *r = customs_reason(sub);
+    if (starts_with(c->milestone, "customs_") || strcmp(c->milestone, "delayed") == 0) {
+        /* the estimate the store put in the event (eta.h) */
+        const char *eta = json_string_value(json_object_get(ev, strcmp(c->milestone, "delayed")
+                                                                == 0 ? "current" : "eta"));
+        const char *prev = json_string_value(json_object_get(ev, "previous"));
 
+        if (eta != NULL)
+            json_object_set_new(d, "eta", json_string(eta));
+        if (strcmp(c->milestone, "delayed") == 0 && prev != NULL)
+            json_object_set_new(d, "eta_previous", json_string(prev));
+    }
+    if (strcmp(c->milestone, "customs_held") == 0) {
+        /* the hold as the state machine knows it (customs.h), else the substatus */
+        json_t *h = json_object_get(ev, "customs");
+        const char *r = json_string_value(json_object_get(h, "reason"));
+        const char *actor = json_string_value(json_object_get(h, "actor"));
+        const char *instr = json_string_value(json_object_get(h, "instructions"));
+
+        if (r == NULL) {
+            r = customs_reason(sub);
+            actor = strcmp(r, "duties_due") == 0 || strcmp(r, "documents_required") == 0
+                        ? "recipient" : NULL;
+        }
         json_object_set_new(d, "customs_reason", json_string(r));
-        if (strcmp(r, "duties_due") == 0 || strcmp(r, "documents_required") == 0)
-            json_object_set_new(d, "customs_action_by", json_string("recipient"));
+        if (actor != NULL)
+            json_object_set_new(d, "customs_action_by", json_string(actor));
+        if (instr != NULL && instr[0] != '\0')
+            json_object_set_new(d, "customs_instructions", json_string(instr));
     } else if (strcmp(c->milestone, "available_for_pickup") == 0)
         json_object_set_new(d, "pickup_name",
                             json_string(city != NULL && city[0] ? city
@@ -625,7 +647,7 @@ enum st_err notifier_handle(struct notifier *n, const char *json, size_t len, ch
                             size_t errlen)
 {
     static const char *const channels[2] = { "email", "sms" };
-    const char *type, *eid, *fs, *fss, *ts, *tss, *milestone;
+    const char *type, *eid, *fs, *fss, *ts, *tss, *milestone, *episode = "";
     char sid[24], locale[40];
     json_t *ev, *from, *to, *sh;
     json_error_t je;
@@ -646,27 +668,51 @@ enum st_err notifier_handle(struct notifier *n, const char *json, size_t len, ch
     sh = json_object_get(ev, "shipment_id");
     from = json_object_get(ev, "from");
     to = json_object_get(ev, "to");
-    if (type == NULL || strcmp(type, "status_changed") != 0) {
+    if (type != NULL && strcmp(type, "edd_changed") == 0) {
+        /* a delay: once per new date (the episode), so a later slip is news again */
+        const char *cur = json_string_value(json_object_get(ev, "current"));
+        const char *src = json_string_value(json_object_get(ev, "source"));
+
+        n->totals.events++;
+        if (!json_is_integer(sh) || json_integer_value(sh) <= 0 || cur == NULL ||
+            strlen(cur) != 10 || json_string_value(json_object_get(ev, "previous")) == NULL) {
+            json_decref(ev);
+            return st_fail(err, errlen, ST_PERMANENT,
+                           "edd_changed without shipment_id, previous or current date");
+        }
+        shipment_id = (long long)json_integer_value(sh);
+        if (src != NULL && strcmp(src, "customs") == 0) {
+            /* the customs_held message carries the revised date */
+            log_debug("notify.skip", shipment_id, NULL, "delay to %s by a customs hold: told "
+                      "with customs_held", cur);
+            json_decref(ev);
+            return ST_OK;
+        }
+        milestone = "delayed";
+        episode = cur;
+    } else if (type == NULL || strcmp(type, "status_changed") != 0) {
         json_decref(ev);
         return ST_OK; /* other event types are not ours */
-    }
-    n->totals.events++;
-    fs = json_string_value(json_object_get(from, "status"));
-    fss = json_string_value(json_object_get(from, "substatus"));
-    ts = json_string_value(json_object_get(to, "status"));
-    tss = json_string_value(json_object_get(to, "substatus"));
-    if (!json_is_integer(sh) || json_integer_value(sh) <= 0 || fs == NULL || ts == NULL ||
-        tss == NULL) {
-        json_decref(ev);
-        return st_fail(err, errlen, ST_PERMANENT,
-                       "status_changed without shipment_id, from.status or to.status");
-    }
-    shipment_id = (long long)json_integer_value(sh);
-    milestone = notifier_milestone(fs, fss != NULL ? fss : "none", ts, tss);
-    if (milestone == NULL) {
-        log_debug("notify.skip", shipment_id, NULL, "%s -> %s/%s: no milestone", fs, ts, tss);
-        json_decref(ev);
-        return ST_OK;
+    } else {
+        n->totals.events++;
+        fs = json_string_value(json_object_get(from, "status"));
+        fss = json_string_value(json_object_get(from, "substatus"));
+        ts = json_string_value(json_object_get(to, "status"));
+        tss = json_string_value(json_object_get(to, "substatus"));
+        if (!json_is_integer(sh) || json_integer_value(sh) <= 0 || fs == NULL || ts == NULL ||
+            tss == NULL) {
+            json_decref(ev);
+            return st_fail(err, errlen, ST_PERMANENT,
+                           "status_changed without shipment_id, from.status or to.status");
+        }
+        shipment_id = (long long)json_integer_value(sh);
+        milestone = notifier_milestone(fs, fss != NULL ? fss : "none", ts, tss);
+        if (milestone == NULL) {
+            log_debug("notify.skip", shipment_id, NULL, "%s -> %s/%s: no milestone", fs, ts,
+                      tss);
+            json_decref(ev);
+            return ST_OK;
+        }
     }
     /* The recipient's addresses and consent per channel. */
     snprintf(sid, sizeof(sid), "%lld", shipment_id);
@@ -698,7 +744,7 @@ enum st_err notifier_handle(struct notifier *n, const char *json, size_t len, ch
         bool consent = strcmp(PQgetvalue(res, 0, 2 + 2 * i), "t") == 0;
         bool opted_out = strcmp(PQgetvalue(res, 0, 3 + 2 * i), "t") == 0;
         const char *status = "queued", *reason = NULL;
-        const char *ip[6];
+        const char *ip[7];
         PGresult *ins;
 
         if (!has)
@@ -716,15 +762,16 @@ enum st_err notifier_handle(struct notifier *n, const char *json, size_t len, ch
         ip[3] = status;
         ip[4] = reason;
         ip[5] = eid;
+        ip[6] = episode;
         /* the unique key is the "not already sent" check */
         ins = db_exec(n->conn, "insert notification",
                       "INSERT INTO notifications (shipment_id, milestone, channel, status,"
-                      " reason, event_id, locale)"
-                      " SELECT $1::bigint, $2, $3, $4, $5, $6::uuid, r.locale"
+                      " reason, event_id, locale, episode)"
+                      " SELECT $1::bigint, $2, $3, $4, $5, $6::uuid, r.locale, $7"
                       " FROM shipments s JOIN recipients r ON r.id = s.recipient_id"
                       " WHERE s.id = $1::bigint"
                       " ON CONFLICT (shipment_id, milestone, channel, episode) DO NOTHING RETURNING id",
-                      6, ip, PGRES_TUPLES_OK, &rc, err, errlen);
+                      7, ip, PGRES_TUPLES_OK, &rc, err, errlen);
         if (ins == NULL)
             break;
         if (PQntuples(ins) == 0) {

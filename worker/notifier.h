@@ -3,12 +3,16 @@
  *
  * Consumes shiptrack.events.v1 in the consumer group "shiptrack-notifier",
  * maps each status_changed event to a milestone (DESIGN.md, Notifications)
- * and decides, per channel the recipient has an address for, in this order:
+ * and each edd_changed event to `delayed` (except delays caused by a customs
+ * hold: the customs_held message carries the revised date), and decides, per
+ * channel the recipient has an address for, in this order:
  *
  *   enabled     SHIPTRACK_NOTIFY_MILESTONES        else suppressed/milestone_disabled
  *   consent     preferences.consent, opted_out_at  else suppressed/no_consent|opted_out
  *   once        INSERT into notifications; the UNIQUE (shipment, milestone,
- *               channel) key makes a redelivered event send nothing
+ *               channel, episode) key makes a redelivered event send nothing
+ *               (episode: '' for most milestones, the new date for `delayed`,
+ *               so a second, later delay notifies again)
  *   current     the shipment has moved past it     else suppressed/superseded
  *   quiet hours recipient's zone                   else deferred until the window ends
  *   cap         SHIPTRACK_NOTIFY_MAX_PER_DAY       else suppressed/frequency_cap
@@ -45,7 +49,7 @@ struct notifier_opts {
 
 /* Decisions taken (one per notification row touched). */
 struct notifier_totals {
-    long events;      /* status_changed events read */
+    long events;      /* status_changed and edd_changed events read */
     long sent, deferred, suppressed, failed_temporary, failed_permanent;
     long duplicates;  /* rows that already existed: nothing done */
 };

@@ -1160,6 +1160,7 @@ int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
     p.policy.retry_max_ms = cfg->poll_retry_max_ms;
     p.policy.jitter_pct = (int)cfg->poll_jitter_pct;
     p.policy.expire_after_ms = cfg->expire_after_ms;
+    eta_policy_from_config(cfg, &p.policy.eta);
     setup_slots(&p);
     for (size_t i = 0; i < p.n_slots; i++)
         any |= p.slots[i].enabled;

@@ -6,7 +6,10 @@
  * (not unmapped) and is not older than the event that set the current status.
  * Each applying event that changes the status, or moves into, within or out
  * of customs, is a "transition" and gets an outbox row; the shipment's
- * substatus always follows the newest applying event.
+ * substatus always follows the newest applying event. Applying events also
+ * drive the customs state machine (customs.h); the estimate (eta.h) follows
+ * the carrier's date, the first movement ("shipped_at"), customs holds and
+ * the delivery, and a delay gets an edd_changed outbox row.
  */
 #include "store.h"
 
@@ -17,6 +20,7 @@
 
 #include "customs.h"
 #include "db.h"
+#include "eta.h"
 #include "log.h"
 
 #define EVENTS_TOPIC "shiptrack.events.v1"
@@ -151,6 +155,7 @@ struct current {
     time_t created_at;
     time_t now;              /* the database's clock */
     char order_ref[130];
+    char destination[3];     /* destination country, "" unknown */
 };
 
 static enum st_err lock_shipment(PGconn *conn, const struct claimed *s, struct current *cur,
@@ -165,7 +170,8 @@ static enum st_err lock_shipment(PGconn *conn, const struct claimed *s, struct c
     res = db_exec(conn, "lock shipment",
                   "SELECT status, substatus, extract(epoch FROM status_at)::bigint,"
                   " coalesce(order_ref, ''), extract(epoch FROM last_event_at)::bigint,"
-                  " extract(epoch FROM created_at)::bigint, extract(epoch FROM now())::bigint"
+                  " extract(epoch FROM created_at)::bigint, extract(epoch FROM now())::bigint,"
+                  " coalesce(destination_country, '')"
                   " FROM shipments WHERE id = $1 FOR UPDATE",
                   1, p, PGRES_TUPLES_OK, &kind, err, errlen);
     if (res == NULL)
@@ -185,6 +191,7 @@ static enum st_err lock_shipment(PGconn *conn, const struct claimed *s, struct c
     cur->last_event_at = PQgetisnull(res, 0, 4) ? 0 : (time_t)atoll(PQgetvalue(res, 0, 4));
     cur->created_at = (time_t)atoll(PQgetvalue(res, 0, 5));
     cur->now = (time_t)atoll(PQgetvalue(res, 0, 6));
+    snprintf(cur->destination, sizeof(cur->destination), "%s", PQgetvalue(res, 0, 7));
     PQclear(res);
     return ST_OK;
 }
@@ -246,6 +253,56 @@ static enum st_err insert_outbox(PGconn *conn, const struct claimed *s, json_t *
     return ST_OK;
 }
 
+/* Customs messages say what the hold is about and when the parcel should
+ * now arrive: add "customs" (state, reason, actor, instructions of the
+ * newest hold) and "eta" to every status_changed message into or within
+ * customs. */
+static bool decorate_customs(json_t *msgs, const struct customs_outcome *co,
+                             const struct eta_outcome *eo)
+{
+    size_t i;
+    json_t *m;
+
+    json_array_foreach(msgs, i, m) {
+        const char *sub = json_string_value(json_object_get(json_object_get(m, "to"),
+                                                            "substatus"));
+        json_t *c;
+
+        if (sub == NULL || strncmp(sub, "customs_", 8) != 0)
+            continue;
+        c = co->reason[0] == '\0' ? json_null()
+            : json_pack("{s:s, s:s, s:s, s:o}", "state", co->state[0] ? co->state : "held",
+                        "reason", co->reason, "actor", co->actor, "instructions",
+                        co->instructions[0] ? json_string(co->instructions) : json_null());
+        if (c == NULL || json_object_set_new(m, "customs", c) != 0 ||
+            json_object_set_new(m, "eta", eo->current[0] ? json_string(eo->current)
+                                                         : json_null()) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Outbox message announcing a delay: the estimate moved a day or more past
+ * what the customer was told. */
+static json_t *edd_changed_json(const struct claimed *s, const struct current *cur,
+                                const struct eta_outcome *eo)
+{
+    return json_pack("{s:s, s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:s}", "type", "edd_changed",
+                     "shipment_id", (json_int_t)s->id, "carrier", s->carrier,
+                     "tracking_number", s->tracking_number, "order_ref",
+                     cur->order_ref[0] ? json_string(cur->order_ref) : json_null(), "previous",
+                     eo->communicated, "current", eo->current, "source", eo->source, "reason",
+                     eo->reason);
+}
+
+/* Does status st mean the parcel is on its way (transit started, not over)?
+ * A shipment first seen delivered has no known start: no transit time. */
+static bool moving_status(enum st_status st)
+{
+    return st != ST_STATUS_PENDING && st != ST_STATUS_INFO_RECEIVED &&
+           st != ST_STATUS_NOT_FOUND && !st_status_terminal(st);
+}
+
 enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct claimed *s,
                               const struct track_result *r, const struct poll_policy *pp,
                               struct store_stats *stats, char *err, size_t errlen)
@@ -253,13 +310,15 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
     struct current cur;
     enum st_status status;
     enum st_substatus sub;
-    time_t status_at, last_event = 0;
+    time_t status_at, last_event = 0, shipped = 0;
     bool changed_at = false;
-    bool *new_flags = NULL;
+    bool *new_flags = NULL, *applies = NULL;
     json_t *msgs = NULL;
-    char customs_state[16] = "";
-    char id[24], st_at[32] = "", last_at[32] = "", next_ms[32], edd[16];
-    const char *p[9];
+    struct customs_outcome co;
+    struct eta_input ei;
+    struct eta_outcome eo;
+    char id[24], st_at[32] = "", last_at[32] = "", next_ms[32];
+    const char *p[8];
     enum st_err rc;
     PGresult *res;
 
@@ -270,8 +329,9 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
     if ((rc = lock_shipment(conn, s, &cur, err, errlen)) != ST_OK)
         goto fail;
     new_flags = calloc(r->n_events + 1, sizeof(*new_flags));
+    applies = calloc(r->n_events + 1, sizeof(*applies));
     msgs = json_array();
-    if (new_flags == NULL || msgs == NULL) {
+    if (new_flags == NULL || applies == NULL || msgs == NULL) {
         rc = st_fail(err, errlen, ST_RETRY, "out of memory");
         goto fail;
     }
@@ -297,8 +357,11 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
         }
         if (!new_flags[i] || !ev->affects_status)
             continue;
+        if (moving_status(ev->status) && (shipped == 0 || ev->occurred_at < shipped))
+            shipped = ev->occurred_at;
         if ((cur.has_status_at || changed_at) && ev->occurred_at < status_at)
             continue; /* late and older: recorded, but never moves the status back */
+        applies[i] = true;
         /* Announce status changes, and customs steps within a status (processing ->
          * duties due -> released are milestones); a new facility scan is not news. */
         if (ev->status != status ||
@@ -352,9 +415,36 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
             stats->status_changes++;
         }
     }
-    if ((rc = customs_apply(conn, s->id, r->events, new_flags, r->n_events, customs_state,
-                            sizeof(customs_state), err, errlen)) != ST_OK)
+    if ((rc = customs_apply(conn, s->id, cur.destination, r->events, applies, r->n_events, &co,
+                            err, errlen)) != ST_OK)
         goto fail;
+    memset(&ei, 0, sizeof(ei));
+    ei.carrier = s->carrier;
+    ei.carrier_edd = r->outcome == TRACK_FOUND ? r->estimated_delivery : "";
+    ei.shipped_at = shipped;
+    ei.customs_held = co.held;
+    ei.held_at = co.held_at;
+    ei.hold_reason = co.reason;
+    ei.delivered = status == ST_STATUS_DELIVERED && cur.status != ST_STATUS_DELIVERED;
+    ei.delivered_at = status_at;
+    ei.finished = st_status_terminal(status);
+    memset(&eo, 0, sizeof(eo));
+    /* a poll that brought nothing new and no carrier date cannot move the estimate */
+    if ((ei.carrier_edd[0] != '\0' || ei.shipped_at > 0 || ei.customs_held || ei.delivered) &&
+        (rc = eta_apply(conn, s->id, &pp->eta, &ei, &eo, err, errlen)) != ST_OK)
+        goto fail;
+    if (!decorate_customs(msgs, &co, &eo)) {
+        rc = st_fail(err, errlen, ST_RETRY, "out of memory");
+        goto fail;
+    }
+    if (eo.delayed) {
+        json_t *m = edd_changed_json(s, &cur, &eo);
+
+        if (m == NULL || json_array_append_new(msgs, m) != 0) {
+            rc = st_fail(err, errlen, ST_RETRY, "out of memory");
+            goto fail;
+        }
+    }
     if ((rc = insert_outbox(conn, s, msgs, err, errlen)) != ST_OK)
         goto fail;
 
@@ -365,31 +455,27 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
         iso_utc(last_event, last_at, sizeof(last_at));
     snprintf(next_ms, sizeof(next_ms), "%.0f",
              (double)pp->interval_ms[status] * jitter(pp->jitter_pct));
-    snprintf(edd, sizeof(edd), "%s", r->estimated_delivery);
     p[0] = id;
     p[1] = st_status_name(status);
     p[2] = st_substatus_name(sub);
     p[3] = st_at[0] ? st_at : NULL;
     p[4] = last_at[0] ? last_at : NULL;
-    p[5] = customs_state[0] ? customs_state : NULL;
-    p[6] = edd[0] ? edd : NULL;
-    p[7] = pp->interval_ms[status] < 0 ? NULL : next_ms;
-    p[8] = worker_id;
+    p[5] = co.state[0] ? co.state : NULL;
+    p[6] = pp->interval_ms[status] < 0 ? NULL : next_ms;
+    p[7] = worker_id;
     res = db_exec(conn, "update shipment",
                   "UPDATE shipments SET status = $2, substatus = $3,"
                   " status_at = coalesce($4::timestamptz, status_at),"
                   " last_event_at = greatest(last_event_at, $5::timestamptz),"
                   " customs_state = coalesce($6, customs_state),"
-                  " edd_original = coalesce(edd_original, $7::date),"
-                  " edd_current = coalesce($7::date, edd_current),"
-                  " next_poll_at = CASE WHEN $8::text IS NULL THEN NULL"
-                  "   ELSE now() + make_interval(secs => $8::float8 / 1000) END,"
-                  " lease_owner = CASE WHEN lease_owner = $9 THEN NULL ELSE lease_owner END,"
-                  " lease_until = CASE WHEN lease_owner = $9 THEN NULL ELSE lease_until END,"
+                  " next_poll_at = CASE WHEN $7::text IS NULL THEN NULL"
+                  "   ELSE now() + make_interval(secs => $7::float8 / 1000) END,"
+                  " lease_owner = CASE WHEN lease_owner = $8 THEN NULL ELSE lease_owner END,"
+                  " lease_until = CASE WHEN lease_owner = $8 THEN NULL ELSE lease_until END,"
                   " poll_count = poll_count + 1, poll_error_streak = 0, last_poll_at = now(),"
                   " last_poll_error = NULL, updated_at = now()"
                   " WHERE id = $1",
-                  9, p, PGRES_COMMAND_OK, &rc, err, errlen);
+                  8, p, PGRES_COMMAND_OK, &rc, err, errlen);
     if (res == NULL)
         goto fail;
     PQclear(res);
@@ -397,11 +483,13 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
         goto fail;
     snprintf(stats->status, sizeof(stats->status), "%s", st_status_name(status));
     free(new_flags);
+    free(applies);
     json_decref(msgs);
     return ST_OK;
 fail:
     db_rollback(conn);
     free(new_flags);
+    free(applies);
     json_decref(msgs);
     return rc;
 }

@@ -14,6 +14,7 @@
 
 #include "carrier.h"
 #include "err.h"
+#include "eta.h"
 
 /* A shipment as the poller claimed it. */
 struct claimed {
@@ -29,6 +30,7 @@ struct poll_policy {
     long long retry_max_ms;  /* cap of the failure backoff */
     int jitter_pct;          /* +- spread in percent */
     long long expire_after_ms; /* no movement for this long: expired */
+    struct eta_policy eta;   /* delivery estimates (all zero: carrier dates only) */
 };
 
 /* What one store call did, for logs and tests. */
