@@ -113,8 +113,9 @@ const struct cfg_param config_params[] = {
       "a shipment with no carrier movement for this long becomes expired and is no longer polled",
       O(expire_after_ms) },
     { "SHIPTRACK_LANE_MIN_SAMPLES", CFG_INT, "20", 1, 1000000, NULL, 0,
-      "delivered shipments a lane (carrier, origin, destination, service) or a destination's "
-      "customs history needs before its statistics replace the defaults", O(lane_min_samples) },
+      "samples a lane's statistics need before they replace a wider lane or the defaults: "
+      "delivered shipments (transit times), closed holds (a destination's customs holds), "
+      "dwell samples (the scanner's stuck thresholds)", O(lane_min_samples) },
     { "SHIPTRACK_EDD_PERCENTILE", CFG_INT, "80", 1, 99, NULL, 0,
       "percentile of a lane's transit days used as the delivery estimate when the carrier "
       "gives none", O(edd_percentile) },
@@ -245,9 +246,6 @@ const struct cfg_param config_params[] = {
     { "SHIPTRACK_SCAN_SETTLE", CFG_DURATION, "1m", 0, 1 * MS_H, NULL, 0,
       "events recorded less than this long ago wait for the next pass, so that a transaction "
       "still committing a lower event id is not skipped", O(scan_settle_ms) },
-    { "SHIPTRACK_LANE_MIN_SAMPLES", CFG_INT, "20", 1, 1000000, NULL, 0,
-      "samples a lane needs before its own statistics are used instead of a wider lane or a "
-      "default", O(lane_min_samples) },
     { "SHIPTRACK_STUCK_AFTER", CFG_MAP, NULL, 1 * MS_H, 60 * MS_D,
       "pending|not_found|in_transit|held|out_for_delivery|attempt_failed|"
       "available_for_pickup|exception|returning", 0,

@@ -133,7 +133,6 @@ struct st_config {
     long long scan_batch;           /* rows per candidate / open-alert query */
     long long dwell_batch;          /* events per dwell-statistics transaction */
     long long scan_settle_ms;       /* events younger than this wait for the next pass */
-    long long lane_min_samples;     /* samples before a lane's own statistics are trusted */
     char *stuck_after;              /* status=duration overrides (SHIPTRACK_STUCK_AFTER) */
     long long customs_hold_alert_ms; /* open hold age alerted without destination statistics */
     long long pickup_alert_ms;      /* label created, not picked up, for this long */
