@@ -213,6 +213,9 @@ const struct cfg_param config_params[] = {
     { "SHIPTRACK_NOTIFY_PASS_INTERVAL", CFG_DURATION, "30s", 100, 1 * MS_H, NULL, 0,
       "how often the notifier sends deferred notifications whose window opened and retries "
       "failed ones", O(notify_pass_ms) },
+    { "SHIPTRACK_NOTIFY_STALE", CFG_DURATION, "2m", 10 * MS_S, 1 * MS_H, NULL, 0,
+      "a notification left queued this long was orphaned by a crashed notifier and is decided "
+      "again; keep it above the longest send (SMTP steps, SMS timeout)", O(notify_stale_ms) },
     { "SHIPTRACK_SHOP_NAME", CFG_STRING, "shiptrack", 0, 0, NULL, 0,
       "shop name shown in notifications", O(shop_name) },
     { "SHIPTRACK_PUBLIC_URL", CFG_URL, NULL, 0, 0, NULL, 0,

@@ -121,6 +121,7 @@ struct st_config {
     long long notify_max_attempts;  /* send attempts before failed_permanent */
     long long notify_retry_base_ms; /* first retry delay, doubled per attempt */
     long long notify_pass_ms;       /* deferred/retry pass interval */
+    long long notify_stale_ms;      /* a queued row this old is orphaned */
     char *shop_name;
     char *public_url;               /* https base of tracking and unsubscribe links */
     char *unsubscribe_secret;       /* secret: HMAC key of unsubscribe tokens */

@@ -34,7 +34,7 @@
 #define NOTIFIER_MSG_MAX 65536      /* events larger than this are not ours */
 #define NOTIFIER_PASS_BATCH 50      /* rows claimed per pass query (the LIMIT below) */
 #define NOTIFIER_RETRY_MAX_S (6 * 3600)
-#define NOTIFIER_STALE_QUEUED "2 minutes" /* a queued row this old was orphaned by a crash */
+#define NOTIFIER_RECORD_TRIES 20 /* attempts to record a send the channel accepted */
 
 time_t (*notifier_clock)(void) = NULL;
 
@@ -527,6 +527,33 @@ static void mark_opted_out(struct notifier *n, const struct ctx *c)
         PQclear(res);
 }
 
+static void nap(long long ms);
+
+/* The channel accepted c's message: the "sent" record must not be lost, or the
+ * pass over stale queued rows would send it a second time. Through a database
+ * outage, reconnect in place and try again (about 90 s in all) before giving
+ * up with the error. */
+static enum st_err record_sent(struct notifier *n, const struct ctx *c, const char *ref,
+                               char *err, size_t errlen)
+{
+    long long wait = 250;
+    enum st_err rc = ST_RETRY;
+
+    for (int i = 0; i < NOTIFIER_RECORD_TRIES; i++) {
+        rc = record(n, c, "sent", NULL, 0, true, ref, err, errlen);
+        if (rc != ST_RETRY)
+            return rc;
+        log_warn("notify.record", c->shipment_id, NULL,
+                 "notification=%lld was sent but is not recorded yet (%s); retrying in %lld ms",
+                 c->id, err, wait);
+        nap(wait);
+        if (PQstatus(n->conn) != CONNECTION_OK)
+            PQreset(n->conn);
+        wait = wait * 2 > 5000 ? 5000 : wait * 2;
+    }
+    return rc;
+}
+
 /* Render and send c; record the outcome. */
 static enum st_err send_one(struct notifier *n, const struct ctx *c, json_t *ev, char *err,
                             size_t errlen)
@@ -579,7 +606,7 @@ static enum st_err send_one(struct notifier *n, const struct ctx *c, json_t *ev,
     if (rc == ST_OK)
         rc = res.err;
     if (rc == ST_OK)
-        return record(n, c, "sent", NULL, 0, true, res.id[0] ? res.id : NULL, err, errlen);
+        return record_sent(n, c, res.id[0] ? res.id : NULL, err, errlen);
     snprintf(reason, sizeof(reason), "%.250s", res.errmsg[0] ? res.errmsg : rerr);
     if (rc == ST_RETRY || rc == ST_CONFIG) {
         if (c->attempts + 1 >= n->cfg->notify_max_attempts) {
@@ -809,13 +836,14 @@ enum st_err notifier_handle(struct notifier *n, const char *json, size_t len, ch
 
 enum st_err notifier_pass(struct notifier *n, int *handled, char *err, size_t errlen)
 {
-    char now[24];
-    const char *p[1] = { now };
+    char now[24], stale[24];
+    const char *p[2] = { now, stale };
     enum st_err rc = ST_OK;
     PGresult *res;
 
     *handled = 0;
     snprintf(now, sizeof(now), "%lld", (long long)now_s(n));
+    snprintf(stale, sizeof(stale), "%lld", n->cfg->notify_stale_ms);
     /* claim due rows (several notifiers may run the pass at once) */
     res = db_exec(n->conn, "claim due notifications",
                   "UPDATE notifications SET status = 'queued', deferred_until = NULL,"
@@ -823,11 +851,11 @@ enum st_err notifier_pass(struct notifier *n, int *handled, char *err, size_t er
                   "   SELECT id FROM notifications"
                   "   WHERE (status IN ('deferred', 'failed_temporary')"
                   "          AND deferred_until <= to_timestamp($1::bigint))"
-                  "      OR (status = 'queued' AND updated_at < now() - interval '"
-                  NOTIFIER_STALE_QUEUED "')"
+                  "      OR (status = 'queued' AND updated_at <"
+                  "          now() - make_interval(secs => $2::float8 / 1000))"
                   "   ORDER BY id LIMIT 50 FOR UPDATE SKIP LOCKED)"
                   " RETURNING id",
-                  1, p, PGRES_TUPLES_OK, &rc, err, errlen);
+                  2, p, PGRES_TUPLES_OK, &rc, err, errlen);
     if (res == NULL)
         return rc;
     for (int i = 0; i < PQntuples(res); i++) {

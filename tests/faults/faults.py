@@ -185,6 +185,7 @@ class System:
             "SHIPTRACK_NOTIFY_MAX_ATTEMPTS": "50",
             "SHIPTRACK_NOTIFY_RETRY_BASE": "1s",
             "SHIPTRACK_NOTIFY_PASS_INTERVAL": "500ms",
+            "SHIPTRACK_NOTIFY_STALE": "15s",
             "SHIPTRACK_POLL_INTERVAL": "1s",
             "SHIPTRACK_POLL_IDLE": "200ms",
             "SHIPTRACK_POLL_RETRY_MAX": "3s",
