@@ -1496,13 +1496,14 @@ enum st_err api_start(const struct st_config *cfg, const char *brokers, struct a
     a->daemon = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
             (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-        0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        0, NULL, NULL, on_request, a,
+        /* the logger first, so that MHD reports problems with the options after it */
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->pool_max,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->api_max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->api_timeout_ms / 1000),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
     if (a->daemon == NULL) {
         api_stop(a);
         return st_fail(err, errlen, ST_CONFIG, "SHIPTRACK_API_LISTEN: cannot listen on %s: %s",

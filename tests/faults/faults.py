@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,7 +49,10 @@ FINAL = ("sent", "suppressed", "failed_permanent")
 # Secrets the worker is given; none may appear in any log (checked per scenario).
 SECRETS = {name: "%s-%s" % (name, os.urandom(9).hex()) for name in (
     "dhl-key", "laposte-key", "track17-key", "oauth-secret", "unsubscribe-secret",
-    "db-password")}
+    "db-password", "api-agent-token", "api-ops-token")}
+# Worker processes of a scenario and the least-privilege role (sql/roles.sql) each logs in with.
+ROLES = {"poller1": "poller", "poller2": "poller", "relay": "relay", "notifier": "notifier",
+         "scanner": "scanner", "api": "api"}
 
 
 def log(msg):
@@ -138,6 +142,7 @@ class System:
         self.role_of = {}
         self.smtp = None
         self.smtp_port = free_port()
+        self.api_port = free_port()
 
     # ---- database ----
     def psql(self, extra):
@@ -147,6 +152,37 @@ class System:
         if r.returncode != 0:
             raise RuntimeError("psql: " + r.stderr.strip())
         return r.stdout
+
+    def psql_db(self, extra):
+        """psql as the owner on this scenario's database; raises on failure."""
+        r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", self.url] + extra,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("psql: " + r.stderr.strip())
+        return r.stdout
+
+    def api_check(self):
+        """What the api answers its agent and ops as the api role: [] when all is well."""
+        bad = []
+        base = "http://127.0.0.1:%d" % self.api_port
+        for path, token, want in (("/readyz", None, 200),
+                                  ("/v1/shipments/1", SECRETS["api-agent-token"], 200),
+                                  ("/v1/stuck", SECRETS["api-ops-token"], 200),
+                                  ("/metrics", SECRETS["api-ops-token"], 200),
+                                  ("/agent?q=1", SECRETS["api-ops-token"], 403)):
+            req = urllib.request.Request(base + path)
+            if token:
+                req.add_header("Authorization", "Bearer " + token)
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    code = r.status
+            except urllib.error.HTTPError as e:
+                code = e.code
+            except OSError as e:
+                code = str(e)
+            if code != want:
+                bad.append("%s: %s, want %d" % (path, code, want))
+        return bad
 
     def q(self, sql):
         """Rows of sql as lists of strings; [] when the database is away."""
@@ -161,12 +197,14 @@ class System:
         return int(rows[0][0]) if rows else -1
 
     # ---- services ----
-    def env(self):
+    def env(self, role=None):
+        """The worker's environment, logging in as fault_ROLE (the owner when None)."""
         e = {k: v for k, v in os.environ.items() if not k.startswith("SHIPTRACK_")}
+        user = "fault_" + role if role else "postgres"
         e.update({
             # the cluster trusts loopback, so the password is only there to be kept out of logs
-            "SHIPTRACK_DATABASE_URL": self.url.replace("postgres@", "postgres:%s@" %
-                                                       SECRETS["db-password"], 1),
+            "SHIPTRACK_DATABASE_URL": self.url.replace("postgres@", "%s:%s@" %
+                                                       (user, SECRETS["db-password"]), 1),
             "SHIPTRACK_KAFKA_BROKERS": self.brokers,
             "SHIPTRACK_LOG_LEVEL": "info",
             "SHIPTRACK_TEMPLATES_DIR": os.path.join(ROOT, "templates"),
@@ -193,6 +231,10 @@ class System:
             "SHIPTRACK_BREAKER_COOLDOWN": "2s",
             "SHIPTRACK_DB_RETRY_MAX": "2s",
             "SHIPTRACK_HTTP_TIMEOUT": "5s",
+            "SHIPTRACK_SCAN_INTERVAL": "2s",
+            "SHIPTRACK_API_LISTEN": "127.0.0.1:%d" % self.api_port,
+            "SHIPTRACK_API_TOKENS": "agent:%s,ops:%s" % (SECRETS["api-agent-token"],
+                                                         SECRETS["api-ops-token"]),
         })
         for c in ("DHL", "UPS", "FEDEX", "USPS", "LAPOSTE", "TRACK17"):
             e["SHIPTRACK_%s_BASE_URL" % c] = self.sim_url
@@ -261,7 +303,8 @@ class System:
 
     def start_role(self, name, role):
         self.role_of[name] = role
-        self.procs[name] = Proc(name, [self.bin, "run", "--roles", role], self.env(), self.work)
+        self.procs[name] = Proc(name, [self.bin, "run", "--roles", role], self.env(ROLES[name]),
+                                self.work)
 
     def setup(self):
         self.start_sim()
@@ -269,11 +312,17 @@ class System:
         self.start_smtp()
         env = self.env()
         run([self.bin, "migrate"], env)
+        # every worker process logs in with its own least-privilege role
+        self.psql_db(["-f", os.path.join(ROOT, "sql", "roles.sql")])
+        for r in sorted(set(ROLES.values()) | {"intake"}):
+            self.psql_db(["-c", "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE"
+                          " rolname = 'fault_%s') THEN CREATE ROLE fault_%s LOGIN IN ROLE"
+                          " shiptrack_%s; END IF; END $$" % (r, r, r)])
         plan = os.path.join(self.work, "plan.jsonl")
         with open(plan, "w") as f:
             subprocess.run([self.sim_bin, "plan", "--carrier", "all", "--count",
                             str(self.args.shipments)], stdout=f, check=True)
-        run([self.bin, "register", "--batch", plan], env)
+        run([self.bin, "register", "--batch", plan], self.env("intake"))
         self.plan = [json.loads(line) for line in open(plan)]
         # the notifier first: the mock cluster's first group join takes a moment
         self.start_role("notifier", "notifier")
@@ -281,10 +330,12 @@ class System:
         self.start_role("poller1", "poller")
         self.start_role("poller2", "poller")
         self.start_role("relay", "relay")
+        self.start_role("scanner", "scanner")
+        self.start_role("api", "api")
 
     def teardown(self):
         codes = {}
-        for name in ("poller1", "poller2", "relay", "notifier"):
+        for name in ROLES:
             if name in self.procs:
                 codes[name] = self.procs.pop(name).stop()
         if self.smtp is not None:
@@ -573,7 +624,8 @@ def run_scenario(args, cluster, name, fn, root):
         want, stored, ev_bad = s.check_events()
         exp, settled, n_bad, emails, dups = s.check_notifications()
         unsent = s.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-        dead = [n for n in ("poller1", "poller2", "relay", "notifier") if not s.procs[n].alive()]
+        dead = [n for n in ROLES if not s.procs[n].alive()]
+        row["api"] = s.api_check()
         row.update(events=stored, events_expected=want, notifications=settled,
                    notifications_expected=exp, emails=emails, duplicates=dups,
                    losses=ev_bad + n_bad + max(unsent, 0), dead=dead)
@@ -590,7 +642,7 @@ def run_scenario(args, cluster, name, fn, root):
         row["exit"] = bad_exit
     row["ok"] = ("error" not in row and row.get("recovery_s") is not None and
                  row["losses"] == 0 and row["duplicates"] == 0 and not row["dead"] and
-                 not row["leaks"] and not bad_exit)
+                 not row["leaks"] and not row["api"] and not bad_exit)
     if not row["ok"] and not args.keep:
         for f in sorted(os.listdir(work)):
             if f.endswith(".log"):
@@ -618,7 +670,8 @@ def table(rows):
                          "ok" if r["ok"] else "FAILED" + (
                              " (dead: %s)" % ",".join(r["dead"]) if r["dead"] else "") + (
                              " (exit: %s)" % r["exit"] if r.get("exit") else "") + (
-                             " (in logs: %s)" % "; ".join(r["leaks"]) if r["leaks"] else "")))
+                             " (in logs: %s)" % "; ".join(r["leaks"]) if r["leaks"] else "") + (
+                             " (api: %s)" % "; ".join(r["api"]) if r["api"] else "")))
     return "\n".join(lines)
 
 
