@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "log.h"
@@ -213,4 +214,34 @@ enum st_err migrate_check(PGconn *conn, char *err, size_t errlen)
                          st_migrations[i].version, st_migrations[i].name);
     free(applied);
     return rc;
+}
+
+bool migrate_ensure_conn(PGconn **conn, const char *url, long long max_backoff_ms,
+                         volatile sig_atomic_t *running, const char *who)
+{
+    char err[512];
+
+    while (*running) {
+        if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK)
+            return true;
+        if (*conn != NULL) {
+            log_warn("db.lost", 0, NULL, "%s: database connection lost; reconnecting", who);
+            PQfinish(*conn);
+        }
+        *conn = db_connect_retry(url, max_backoff_ms, running);
+        if (*conn == NULL)
+            return false;
+        if (migrate_check(*conn, err, sizeof(err)) == ST_OK)
+            return true;
+        log_error("db.schema", 0, NULL, "%s: %s", who, err);
+        PQfinish(*conn);
+        *conn = NULL;
+        /* 5 s in short steps, so that SIGTERM is seen soon */
+        for (int i = 0; i < 25 && *running; i++) {
+            struct timespec ts = { 0, 200000000L };
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    return false;
 }

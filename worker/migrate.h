@@ -11,6 +11,8 @@
 #define ST_MIGRATE_H
 
 #include <libpq-fe.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -29,5 +31,12 @@ enum st_err migrate_run(PGconn *conn, int *applied, char *err, size_t errlen);
 
 /* Check that the database is fully migrated by this binary (used by `run`). */
 enum st_err migrate_check(PGconn *conn, char *err, size_t errlen);
+
+/* Keep *conn usable and on this binary's schema: after a loss (or at first,
+ * with *conn NULL) reconnect with db_connect_retry's backoff and check the
+ * schema again, retrying every 5 s while it does not match. `who` names the
+ * role in the log. Returns false only when *running was cleared. */
+bool migrate_ensure_conn(PGconn **conn, const char *url, long long max_backoff_ms,
+                         volatile sig_atomic_t *running, const char *who);
 
 #endif

@@ -964,27 +964,12 @@ static void rebalance_from_start(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 static bool ensure_conn(const struct st_config *cfg, const struct notifier_opts *opts,
                         PGconn **conn, struct notifier *n)
 {
-    char err[512];
-
-    while (*opts->running) {
-        if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK)
-            return true;
-        if (*conn != NULL)
-            PQfinish(*conn);
-        *conn = db_connect_retry(cfg->database_url, cfg->db_retry_max_ms, opts->running);
-        if (*conn == NULL)
-            return false;
-        if (migrate_check(*conn, err, sizeof(err)) != ST_OK) {
-            log_error("db.schema", 0, NULL, "%s", err);
-            PQfinish(*conn);
-            *conn = NULL;
-            nap(5000);
-            continue;
-        }
-        if (n != NULL)
-            notifier_set_conn(n, *conn);
-    }
-    return false;
+    if (!migrate_ensure_conn(conn, cfg->database_url, cfg->db_retry_max_ms, opts->running,
+                             "notifier"))
+        return false;
+    if (n != NULL)
+        notifier_set_conn(n, *conn); /* the same one, or a new one after a loss */
+    return true;
 }
 
 int notifier_run(const struct st_config *cfg, const struct notifier_opts *opts,

@@ -561,32 +561,6 @@ static void nap_ms(long long ms, volatile sig_atomic_t *running)
     }
 }
 
-/* A usable, fully migrated connection in *conn; false when stopped. */
-static bool ensure_conn(const struct st_config *cfg, volatile sig_atomic_t *running,
-                        PGconn **conn)
-{
-    char err[512];
-
-    while (*running) {
-        if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK)
-            return true;
-        if (*conn != NULL) {
-            log_warn("db.lost", 0, NULL, "scanner: database connection lost; reconnecting");
-            PQfinish(*conn);
-        }
-        *conn = db_connect_retry(cfg->database_url, cfg->db_retry_max_ms, running);
-        if (*conn == NULL)
-            return false;
-        if (migrate_check(*conn, err, sizeof(err)) != ST_OK) {
-            log_error("db.schema", 0, NULL, "%s", err);
-            PQfinish(*conn);
-            *conn = NULL;
-            nap_ms(5000, running);
-        }
-    }
-    return false;
-}
-
 #define SCANNER_RETENTION_EVERY_S 3600 /* the retention job's period */
 
 int scanner_run(const struct st_config *cfg, const struct scanner_opts *opts,
@@ -602,7 +576,8 @@ int scanner_run(const struct st_config *cfg, const struct scanner_opts *opts,
     memset(totals, 0, sizeof(*totals));
     log_info("scan.start", 0, NULL, "scanning every %lld s for stuck parcels",
              cfg->scan_interval_ms / 1000);
-    while (ensure_conn(cfg, opts->running, &conn)) {
+    while (migrate_ensure_conn(&conn, cfg->database_url, cfg->db_retry_max_ms, opts->running,
+                               "scanner")) {
         struct scanner_stats st;
         time_t now = time(NULL) + (time_t)(cfg->clock_offset_ms / 1000);
         char err[1024];
