@@ -12,6 +12,7 @@
 #include "carrier.h"
 #include "register.h"
 #include "store.h"
+#include "shipfix.h"
 #include "testdb.h"
 
 static struct testdb db;
@@ -47,21 +48,13 @@ static void teardown(void)
 TestSuite(store, .init = setup, .fini = teardown);
 
 /* Append an event at ISO time `at` (with offset) to r. */
+/* An event in Leipzig (DE) at ISO time `at`. */
 static void add(struct track_result *r, const char *at, enum st_status st, enum st_substatus sub,
                 const char *code, const char *desc)
 {
-    struct track_event *ev = track_result_add(r);
+    struct track_event *ev = sf_add(r, at, "DE", st, sub, code, desc);
 
-    cr_assert_not_null(ev);
-    cr_assert(carrier_parse_time(at, "DE", NULL, ev), "bad time %s", at);
-    ev->status = st;
-    ev->substatus = sub;
-    ev->affects_status = sub != ST_SUB_UNMAPPED;
-    ev->customs = st_substatus_customs(sub);
-    snprintf(ev->code, sizeof(ev->code), "%s", code);
-    snprintf(ev->description, sizeof(ev->description), "%s", desc);
     snprintf(ev->city, sizeof(ev->city), "Leipzig");
-    snprintf(ev->country, sizeof(ev->country), "DE");
 }
 
 static char *status_now(void)
