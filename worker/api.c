@@ -579,7 +579,7 @@ fail:
 /* Filters of the stuck list, validated. */
 struct stuck_filter {
     const char *carrier, *destination, *status, *kind;
-    char min_age_s[24], limit[8];
+    char min_age_s[24], limit[24];
     bool has_min_age;
 };
 
