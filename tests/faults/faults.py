@@ -224,6 +224,8 @@ class System:
             "SHIPTRACK_NOTIFY_RETRY_BASE": "1s",
             "SHIPTRACK_NOTIFY_PASS_INTERVAL": "500ms",
             "SHIPTRACK_NOTIFY_STALE": "15s",
+            # a SIGKILLed consumer holds its partitions until its session times out
+            "SHIPTRACK_KAFKA_SESSION_TIMEOUT_MS": "6000",
             "SHIPTRACK_POLL_INTERVAL": "1s",
             "SHIPTRACK_POLL_IDLE": "200ms",
             "SHIPTRACK_POLL_RETRY_MAX": "3s",
