@@ -156,15 +156,23 @@ def drain(pipe):
     return t
 
 
+def kill_group(proc):
+    """SIGKILL proc and whatever it forked (it leads its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def stop_process(proc):
-    """SIGTERM proc and wait for it; kill it after PROBE_GUARD_S. Returns its
-    exit status, or None when it had to be killed."""
+    """SIGTERM proc and wait for it; kill it and its children after
+    PROBE_GUARD_S. Returns its exit status, or None when it had to be killed."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
         return proc.wait(timeout=PROBE_GUARD_S)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        kill_group(proc)
         proc.wait()
         return None
 
@@ -178,7 +186,7 @@ def probe_started(argv, env, want, stream="stderr"):
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                             text=True, start_new_session=True)
     pipe = proc.stdout if stream == "stdout" else proc.stderr
-    guard = threading.Timer(PROBE_GUARD_S, proc.kill)  # in case it neither logs nor exits
+    guard = threading.Timer(PROBE_GUARD_S, kill_group, [proc])  # it neither logs nor exits
     guard.start()
     lines, started = [], False
     try:
@@ -584,7 +592,7 @@ def check_healthcheck(ctx):
         """A role process (against a dead database); its stderr is read by wait_for."""
         proc = subprocess.Popen([ctx.shiptrack, "run", "--roles", roles], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
         return proc
 
     def stop(proc):
@@ -595,7 +603,7 @@ def check_healthcheck(ctx):
         proc.stderr.close()
 
     def wait_for(proc, pattern):
-        guard = threading.Timer(PROBE_GUARD_S, proc.kill)
+        guard = threading.Timer(PROBE_GUARD_S, kill_group, [proc])
         guard.start()
         try:
             for line in proc.stderr:
