@@ -9,6 +9,8 @@ Checks, each printed as "ok NAME" or "FAIL NAME" with its reasons, then
   compose_parses       docker/compose.yaml passes `docker-compose config` (Debian's
                        docker-compose, or `docker compose`), offline, in a clean
                        environment
+  readme_overrides     the compose.override.yaml examples of README's Deployment
+                       section are valid overrides of compose.yaml
   compose_shape        the services the deployment promises exist; every role waits
                        for `migrate` to complete; every service_healthy dependency
                        has a health check; third-party images carry a pinned tag
@@ -43,6 +45,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -80,6 +83,7 @@ class Ctx:
         self.shiptrack = os.path.join(bindir, "shiptrack")
         self.sim = os.path.join(bindir, "shiptrack-carrier-sim")
         self.bindir = bindir
+        self.scratch = tempfile.gettempdir()
         self.resolved = None  # compose.yaml as docker-compose resolved it
         self._roles = None
         self._config = None
@@ -249,6 +253,28 @@ def check_compose_parses(ctx):
         return ["%s config: exit %d: %s" % (" ".join(tool), out.returncode, out.stderr.strip())]
     ctx.resolved = yaml.safe_load(out.stdout)
     return []
+
+
+def check_readme_overrides(ctx):
+    """Every ```yaml block of README's Deployment section is a valid override of
+    compose.yaml (as `compose -f compose.yaml -f BLOCK config` reads it)."""
+    tool = compose_tool()
+    if tool is None:
+        return ["no docker-compose (see compose_parses)"]
+    blocks = re.findall(r"^```yaml\n(.*?)^```", deployment_section(ctx), re.M | re.S)
+    if not blocks:
+        return ["README's Deployment section has no ```yaml override example"]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp"}
+    fails = []
+    for n, block in enumerate(blocks, 1):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=ctx.scratch) as f:
+            f.write(block)
+            f.flush()
+            out = run(tool + ["--project-directory", ctx.docker, "-f", ctx.compose_path,
+                              "-f", f.name, "config", "-q"], env=env, cwd=ctx.docker)
+        if out.returncode != 0:
+            fails.append("yaml block %d: %s" % (n, (out.stderr + out.stdout).strip()))
+    return fails
 
 
 def need_resolved(ctx):
@@ -647,6 +673,7 @@ def check_healthcheck(ctx):
 
 CHECKS = [
     ("compose_parses", check_compose_parses),
+    ("readme_overrides", check_readme_overrides),
     ("compose_shape", check_compose_shape),
     ("compose_commands", check_compose_commands),
     ("entrypoint_roles", check_entrypoint_roles),
