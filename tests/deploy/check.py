@@ -203,6 +203,7 @@ def probe_started(argv, env, want, stream="stderr"):
         guard.cancel()
     drainer = drain(pipe)
     rc = stop_process(proc)
+    kill_group(proc)  # a child it left behind would hold the pipe open
     drainer.join()
     pipe.close()
     return started, rc, "".join(lines)
@@ -625,6 +626,7 @@ def check_healthcheck(ctx):
         drainer = drain(proc.stderr)
         if stop_process(proc) is None:
             fails.append("%s: still running %ds after SIGTERM" % (proc.args, PROBE_GUARD_S))
+        kill_group(proc)
         drainer.join()
         proc.stderr.close()
 
