@@ -27,6 +27,8 @@ Checks, each printed as "ok NAME" or "FAIL NAME" with its reasons, then
                        *_FILE keys
   dockerfile_packages  the Dockerfile's build and runtime stages install exactly
                        `scripts/install-deps --list build` and `--list runtime`
+  dockerfile_sources   the build stage copies what CMakeLists.txt reads, and
+                       Dockerfile.dockerignore keeps it in the build context
   runtime_libraries    every shared library the built binaries load comes from a
                        package of the runtime group (or libc6)
   healthcheck          docker/healthcheck.sh: healthy while the api answers /healthz,
@@ -582,6 +584,33 @@ def check_dockerfile_packages(ctx):
     return fails
 
 
+def check_dockerfile_sources(ctx):
+    """The build stage copies every top-level path CMakeLists.txt reads (but
+    tests/ and fuzz/, off in the image), and the build context keeps them."""
+    cmake = re.sub(r"#.*", "", read(os.path.join(ctx.source, "CMakeLists.txt")))
+    needed = set(re.findall(r"(?:\$\{CMAKE_SOURCE_DIR\}/|[\s(])([a-z][a-z0-9_-]*)/", cmake))
+    needed -= {"tests", "fuzz"}
+    needed.add("CMakeLists.txt")
+    text = re.sub(r"\\\n", " ", read(os.path.join(ctx.docker, "Dockerfile")))
+    copied = set()
+    for m in re.finditer(r"^COPY\s+(?!--from)(?:--\S+\s+)*(.+?)\s+\S+\s*$", text, re.M):
+        copied.update(p.rstrip("/") for p in m.group(1).split())
+    ignore = read(os.path.join(ctx.docker, "Dockerfile.dockerignore"))
+    kept = {line[1:].rstrip("/") for line in ignore.splitlines() if line.startswith("!")}
+    fails = []
+    for path in sorted(needed):
+        if not os.path.exists(os.path.join(ctx.source, path)):
+            continue  # a build output named like a directory
+        if path not in copied:
+            fails.append("CMakeLists.txt reads %s/, which the Dockerfile does not COPY" % path)
+        if path not in kept:
+            fails.append("Dockerfile.dockerignore leaves %s out of the build context" % path)
+    for path in sorted(copied):
+        if path not in kept:
+            fails.append("the Dockerfile copies %s, which Dockerfile.dockerignore leaves out" % path)
+    return fails
+
+
 def check_runtime_libraries(ctx):
     if not shutil.which("dpkg"):
         raise CheckError("dpkg is missing: this check needs Debian")
@@ -682,6 +711,7 @@ CHECKS = [
     ("config_keys", check_config_keys),
     ("secrets_by_file", check_secrets_by_file),
     ("dockerfile_packages", check_dockerfile_packages),
+    ("dockerfile_sources", check_dockerfile_sources),
     ("runtime_libraries", check_runtime_libraries),
     ("healthcheck", check_healthcheck),
 ]
