@@ -149,6 +149,11 @@ def run(argv, **kw):
     return subprocess.run(argv, check=False, **kw)
 
 
+def first_line(text):
+    """The first non-empty line of a program's output (the error, not the usage)."""
+    return next((line for line in text.splitlines() if line.strip()), "(no output)")
+
+
 def read(path):
     with open(path, encoding="utf-8") as f:
         return f.read()
@@ -373,11 +378,11 @@ def check_compose_commands(ctx):
             for sub in re.findall(r"(?<![\w-])shiptrack ([a-z-]+)", script):
                 if sub not in commands:
                     fails.append("%s: `shiptrack %s` is not a shiptrack command" % (name, sub))
-            for args in re.findall(r"shiptrack-carrier-sim (plan[^|;&]*)", script):
+            for args in re.findall(r"shiptrack-carrier-sim (plan[^|;&<>]*)", script):
                 out = run([ctx.sim] + args.split(), env=ctx.env())
                 if out.returncode != 0 or not out.stdout.strip():
                     fails.append("%s: `shiptrack-carrier-sim %s` failed: %s"
-                                 % (name, args.strip(), out.stderr.strip()))
+                                 % (name, args.strip(), first_line(out.stderr)))
         elif cmd and cmd[0] not in commands:
             fails.append("%s: `%s` is not a shiptrack command" % (name, cmd[0]))
     missing = [r for r in ctx.binary_roles() if r not in used]
@@ -394,7 +399,7 @@ def sim_accepts(ctx, args):
             args[args.index(opt) + 1] = value
     started, rc, err = probe_started([ctx.sim] + args, ctx.env(), "listening on", "stdout")
     if not started:
-        return ["shiptrack-carrier-sim %s: exit %s: %s" % (" ".join(args), rc, err.strip())]
+        return ["shiptrack-carrier-sim %s: exit %s: %s" % (" ".join(args), rc, first_line(err))]
     if rc is None:
         return ["shiptrack-carrier-sim: still running %ds after SIGTERM" % PROBE_GUARD_S]
     return []
