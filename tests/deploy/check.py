@@ -143,6 +143,7 @@ class CheckError(Exception):
 
 
 def run(argv, **kw):
+    """subprocess.run with output captured as text and the hang guard."""
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
     kw.setdefault("timeout", PROBE_GUARD_S)
