@@ -767,6 +767,31 @@ static const struct {
 /* Supervise one child process per role: forward SIGTERM, restart a role that
  * dies (with backoff), return 0 when all stopped cleanly after a stop. */
 #define SUPERVISE_HEALTHY_S 60 /* a role that ran this long has its restart backoff reset */
+#define SUPERVISE_TICK_MS 100  /* how often a waiting supervisor looks at the run flag */
+
+/* Wait for a role process to end (waitpid's result). A stop (SIGTERM, SIGINT)
+ * is forwarded to every role once, also one that came while roles were being
+ * started, before a blocking wait could have been interrupted by it: the wait
+ * looks at the run flag every SUPERVISE_TICK_MS, so no stop is lost between
+ * the look and the wait (`docker stop` right after a start drains the roles). */
+static pid_t wait_role(const pid_t *pids, bool *forwarded, int *status)
+{
+    const struct timespec tick = { 0, SUPERVISE_TICK_MS * 1000000L };
+    pid_t pid;
+
+    for (;;) {
+        if (!running && !*forwarded) {
+            for (size_t i = 0; i < N_ROLES; i++)
+                if (pids[i] > 0)
+                    kill(pids[i], SIGTERM);
+            *forwarded = true;
+        }
+        pid = waitpid(-1, status, WNOHANG);
+        if (pid != 0)
+            return pid;
+        nanosleep(&tick, NULL); /* a signal ends it early */
+    }
+}
 
 static int supervise(struct st_config *cfg, bool *want, const char *brokers, bool until_idle)
 {
@@ -774,6 +799,7 @@ static int supervise(struct st_config *cfg, bool *want, const char *brokers, boo
     long long backoff[N_ROLES];
     time_t started[N_ROLES] = { 0 };
     int rc = 0, alive = 0;
+    bool forwarded = false; /* the stop was passed on to the roles */
 
     for (size_t i = 0; i < N_ROLES; i++)
         backoff[i] = 1;
@@ -799,16 +825,11 @@ static int supervise(struct st_config *cfg, bool *want, const char *brokers, boo
             break;
         {
             int status;
-            pid_t pid = waitpid(-1, &status, 0);
+            pid_t pid = wait_role(pids, &forwarded, &status);
 
             if (pid < 0) {
-                if (errno == EINTR) {
-                    if (!running)
-                        for (size_t i = 0; i < N_ROLES; i++)
-                            if (pids[i] > 0)
-                                kill(pids[i], SIGTERM);
+                if (errno == EINTR)
                     continue;
-                }
                 break;
             }
             for (size_t i = 0; i < N_ROLES; i++) {
