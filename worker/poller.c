@@ -1143,6 +1143,17 @@ static bool idle(struct poller *p)
     return true;
 }
 
+void poller_policy(const struct st_config *cfg, struct poll_policy *pp)
+{
+    memset(pp, 0, sizeof(*pp));
+    for (int i = 0; i < ST_STATUS__COUNT; i++)
+        pp->interval_ms[i] = config_poll_interval(cfg, st_status_name((enum st_status)i));
+    pp->retry_max_ms = cfg->poll_retry_max_ms;
+    pp->jitter_pct = (int)cfg->poll_jitter_pct;
+    pp->expire_after_ms = cfg->expire_after_ms;
+    eta_policy_from_config(cfg, &pp->eta);
+}
+
 int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
                struct poller_totals *totals)
 {
@@ -1155,12 +1166,7 @@ int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
     p.cfg = cfg;
     p.opts = opts;
     p.totals = totals;
-    for (int i = 0; i < ST_STATUS__COUNT; i++)
-        p.policy.interval_ms[i] = config_poll_interval(cfg, st_status_name((enum st_status)i));
-    p.policy.retry_max_ms = cfg->poll_retry_max_ms;
-    p.policy.jitter_pct = (int)cfg->poll_jitter_pct;
-    p.policy.expire_after_ms = cfg->expire_after_ms;
-    eta_policy_from_config(cfg, &p.policy.eta);
+    poller_policy(cfg, &p.policy);
     setup_slots(&p);
     for (size_t i = 0; i < p.n_slots; i++)
         any |= p.slots[i].enabled;
