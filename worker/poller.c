@@ -277,7 +277,7 @@ static void reserve_quota(struct poller *p, struct carrier_slot *s, long long wa
     }
     PQclear(res);
     /* The row lock serializes pollers; each takes what is left, up to want. */
-    res = db_exec(p->conn, "reserve quota",
+    res = db_exec_prepared(p->conn, "reserve quota",
                   "WITH old AS (SELECT used FROM carrier_quota WHERE carrier = $1"
                   "             AND day = (now() AT TIME ZONE 'UTC')::date FOR UPDATE)"
                   " UPDATE carrier_quota q SET used = q.used + least($2::int, $3::int - old.used)"
@@ -313,7 +313,7 @@ static void return_quota(struct poller *p, struct carrier_slot *s)
     snprintf(n, sizeof(n), "%lld", s->quota_left);
     params[0] = s->def->name;
     params[1] = n;
-    res = db_exec(p->conn, "return quota",
+    res = db_exec_prepared(p->conn, "return quota",
                   "UPDATE carrier_quota SET used = greatest(0, used - $2::int)"
                   " WHERE carrier = $1 AND day = (now() AT TIME ZONE 'UTC')::date",
                   2, params, PGRES_COMMAND_OK, &kind, err, sizeof(err));
@@ -451,7 +451,7 @@ static void claim(struct poller *p, struct carrier_slot *s, long long limit)
     params[3] = lim;
     /* Urgency: about to be delivered, held, waiting for the recipient, due
      * today per the estimate; then the rest by how overdue they are. */
-    res = db_exec(p->conn, "claim due shipments",
+    res = db_exec_prepared(p->conn, "claim due shipments",
                   "UPDATE shipments s SET lease_owner = $1,"
                   " lease_until = now() + make_interval(secs => $2::float8 / 1000)"
                   " FROM (SELECT id FROM shipments"

@@ -129,7 +129,7 @@ static enum st_err insert_events(PGconn *conn, const struct claimed *s,
     snprintf(id, sizeof(id), "%lld", s->id);
     p[0] = id;
     p[1] = text;
-    res = db_exec(conn, "insert events", sql, 2, p, PGRES_TUPLES_OK, &kind, err, errlen);
+    res = db_exec_prepared(conn, "insert events", sql, 2, p, PGRES_TUPLES_OK, &kind, err, errlen);
     free(text);
     if (res == NULL)
         return kind;
@@ -167,7 +167,7 @@ static enum st_err lock_shipment(PGconn *conn, const struct claimed *s, struct c
     PGresult *res;
 
     snprintf(id, sizeof(id), "%lld", s->id);
-    res = db_exec(conn, "lock shipment",
+    res = db_exec_prepared(conn, "lock shipment",
                   "SELECT status, substatus, extract(epoch FROM status_at)::bigint,"
                   " coalesce(order_ref, ''), extract(epoch FROM last_event_at)::bigint,"
                   " extract(epoch FROM created_at)::bigint, extract(epoch FROM now())::bigint,"
@@ -241,7 +241,7 @@ static enum st_err insert_outbox(PGconn *conn, const struct claimed *s, json_t *
     snprintf(key, sizeof(key), "%lld", s->id);
     p[0] = key;
     p[1] = text;
-    res = db_exec(conn, "insert outbox",
+    res = db_exec_prepared(conn, "insert outbox",
                   "INSERT INTO outbox (topic, msg_key, payload)"
                   " SELECT '" EVENTS_TOPIC "', $1, m.x"
                   " FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS m(x, n) ORDER BY m.n",
@@ -463,7 +463,7 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
     p[5] = co.state[0] ? co.state : NULL;
     p[6] = pp->interval_ms[status] < 0 ? NULL : next_ms;
     p[7] = worker_id;
-    res = db_exec(conn, "update shipment",
+    res = db_exec_prepared(conn, "update shipment",
                   "UPDATE shipments SET status = $2, substatus = $3,"
                   " status_at = coalesce($4::timestamptz, status_at),"
                   " last_event_at = greatest(last_event_at, $5::timestamptz),"
@@ -515,7 +515,7 @@ enum st_err store_poll_failure(PGconn *conn, const char *worker_id, const struct
     p[4] = mins;
     p[5] = worker_id;
     /* Backoff: 30 s doubling per consecutive failure, capped, jittered. */
-    res = db_exec(conn, "record poll failure",
+    res = db_exec_prepared(conn, "record poll failure",
                   "UPDATE shipments SET poll_error_streak = poll_error_streak + 1,"
                   " last_poll_error = $2, last_poll_at = now(), updated_at = now(),"
                   " next_poll_at = CASE WHEN next_poll_at IS NULL THEN NULL ELSE now() +"
@@ -545,7 +545,7 @@ enum st_err store_reschedule(PGconn *conn, const char *worker_id, const struct c
     p[1] = secs;
     p[2] = note;
     p[3] = worker_id;
-    res = db_exec(conn, "reschedule",
+    res = db_exec_prepared(conn, "reschedule",
                   "UPDATE shipments SET next_poll_at = now() + make_interval(secs => $2::float8),"
                   " last_poll_at = now(), last_poll_error = $3, updated_at = now(),"
                   " lease_owner = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_owner END,"
@@ -578,7 +578,7 @@ enum st_err store_release(PGconn *conn, const char *worker_id, const long long *
     snprintf(list + o, cap - o, "}");
     p[0] = list;
     p[1] = worker_id;
-    res = db_exec(conn, "release leases",
+    res = db_exec_prepared(conn, "release leases",
                   "UPDATE shipments SET lease_owner = NULL, lease_until = NULL"
                   " WHERE id = ANY($1::bigint[]) AND lease_owner = $2",
                   2, p, PGRES_COMMAND_OK, &rc, err, errlen);
