@@ -18,3 +18,9 @@ ALTER TABLE shipments ADD COLUMN poll_priority smallint GENERATED ALWAYS AS (
 CREATE INDEX shipments_claim ON shipments (carrier, poll_priority, next_poll_at)
     WHERE next_poll_at IS NOT NULL;
 
+-- poll_digest: a hash of the last stored answer of the carrier (outcome,
+-- estimated delivery and every normalized event), set by the poll
+-- transaction. A poll whose answer has the same digest brings nothing new:
+-- the poller then only reschedules the shipment, in one statement, instead
+-- of the whole transaction (worker/store.c). NULL: not known yet.
+ALTER TABLE shipments ADD COLUMN poll_digest text;

@@ -463,7 +463,7 @@ static void claim(struct poller *p, struct carrier_slot *s, long long limit)
                   "         ORDER BY next_poll_at LIMIT $4::int FOR UPDATE SKIP LOCKED) d"
                   "       ORDER BY p.prio, d.next_poll_at LIMIT $4::int) due"
                   " WHERE s.id = due.id"
-                  " RETURNING s.id, s.tracking_number",
+                  " RETURNING s.id, s.tracking_number, s.status, coalesce(s.poll_digest, '')",
                   4, params, PGRES_TUPLES_OK, &kind, err, sizeof(err));
     if (res == NULL) {
         log_error("poll.claim", 0, s->def->name, "%s", err);
@@ -478,6 +478,8 @@ static void claim(struct poller *p, struct carrier_slot *s, long long limit)
         c.id = atoll(PQgetvalue(res, i, 0));
         snprintf(c.carrier, sizeof(c.carrier), "%s", s->def->name);
         snprintf(c.tracking_number, sizeof(c.tracking_number), "%s", PQgetvalue(res, i, 1));
+        snprintf(c.status, sizeof(c.status), "%s", PQgetvalue(res, i, 2));
+        snprintf(c.digest, sizeof(c.digest), "%s", PQgetvalue(res, i, 3));
         if (!push(&s->queue, &s->queued, &s->queue_cap, &c)) {
             log_error("poll.claim", c.id, s->def->name, "out of memory; the lease will expire");
             break;
