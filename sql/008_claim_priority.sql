@@ -17,6 +17,10 @@ ALTER TABLE shipments ADD COLUMN poll_priority smallint GENERATED ALWAYS AS (
 
 CREATE INDEX shipments_claim ON shipments (carrier, poll_priority, next_poll_at)
     WHERE next_poll_at IS NOT NULL;
+-- It replaces (carrier, next_poll_at): same rows, same leading column. Left in
+-- place, the planner walked that one in next_poll_at order filtering on
+-- poll_priority (800,000 rows read, 500 ms per claim at 1,000,000 due).
+DROP INDEX shipments_carrier_due;
 
 -- poll_digest: a hash of the last stored answer of the carrier (outcome,
 -- estimated delivery and every normalized event), set by the poll
