@@ -375,7 +375,8 @@ static enum st_err reschedule_unchanged(PGconn *conn, const char *worker_id,
     p[4] = s->status;
     p[5] = pp->expire_after_ms > 0 ? expire_ms : NULL;
     res = db_exec_prepared(conn, "reschedule unchanged",
-                  "UPDATE shipments SET next_poll_at = now() + make_interval(secs => $2::float8 / 1000),"
+                  "UPDATE shipments SET"
+                  " next_poll_at = now() + make_interval(secs => $2::float8 / 1000),"
                   " lease_owner = CASE WHEN lease_owner = $3 THEN NULL ELSE lease_owner END,"
                   " lease_until = CASE WHEN lease_owner = $3 THEN NULL ELSE lease_until END,"
                   " poll_count = poll_count + 1, poll_error_streak = 0, last_poll_at = now(),"
