@@ -327,3 +327,111 @@ Test(store, reschedule_keeps_streak_and_releases)
                                     " AND poll_error_streak = 0 AND next_poll_at < now() + interval '6 seconds'"
                                     " AND next_poll_at > now() + interval '4 seconds'"), 1);
 }
+
+/* Take what a claim would read: the stored status and poll digest. */
+static void as_claimed(struct claimed *c)
+{
+    char *s = tdb_scalar(db.conn, "SELECT status FROM shipments");
+    char *d = tdb_scalar(db.conn, "SELECT coalesce(poll_digest, '') FROM shipments");
+
+    *c = ship;
+    snprintf(c->status, sizeof(c->status), "%s", s);
+    snprintf(c->digest, sizeof(c->digest), "%s", d);
+    free(s);
+    free(d);
+    tdb_exec(db.conn, "UPDATE shipments SET lease_owner = 'test',"
+                      " lease_until = now() + interval '5 minutes'");
+}
+
+static void store_claimed(const struct claimed *c, const struct track_result *r,
+                          struct store_stats *st)
+{
+    char err[512];
+
+    cr_assert_eq(store_poll_result(db.conn, "test", c, r, &policy, st, err, sizeof(err)), ST_OK,
+                 "%s", err);
+}
+
+Test(store, unchanged_answer_only_reschedules)
+{
+    struct track_result r = { 0 };
+    struct store_stats st;
+    struct claimed c;
+    char *before, *after;
+
+    add(&r, "2026-11-01T10:00:00+01:00", ST_STATUS_INFO_RECEIVED, ST_SUB_LABEL_CREATED, "pre-transit", "Label created");
+    add(&r, "2026-11-02T08:30:00+01:00", ST_STATUS_IN_TRANSIT, ST_SUB_PICKED_UP, "transit", "Picked up");
+    r.events[1].occurred_at = time(NULL) - 3600; /* recent: nothing expires here */
+    store(&r, &st);
+    cr_expect_not(st.unchanged);
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE length(poll_digest) = 32"), 1);
+
+    /* the same answer: rescheduled and released in one statement, nothing else */
+    as_claimed(&c);
+    tdb_exec(db.conn, "UPDATE shipments SET next_poll_at = now()");
+    store_claimed(&c, &r, &st);
+    cr_expect(st.unchanged);
+    cr_expect_eq(st.events_new, 0);
+    cr_expect_eq(st.events_seen, 2);
+    cr_expect_str_eq(st.status, "in_transit");
+    cr_expect_eq(tdb_count(db.conn, "SELECT poll_count FROM shipments"), 2);
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE lease_owner IS NULL"
+                                    " AND lease_until IS NULL AND poll_error_streak = 0"
+                                    " AND next_poll_at > now() + interval '50 minutes'"), 1);
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM outbox"), 2);
+
+    /* a claim that saw another status (changed since) takes the full path */
+    as_claimed(&c);
+    snprintf(c.status, sizeof(c.status), "held");
+    store_claimed(&c, &r, &st);
+    cr_expect_not(st.unchanged);
+    cr_expect_eq(tdb_count(db.conn, "SELECT poll_count FROM shipments"), 3);
+
+    /* a new event changes the digest: stored in full, and the digest follows */
+    before = tdb_scalar(db.conn, "SELECT poll_digest FROM shipments");
+    add(&r, "2026-11-03T09:00:00+01:00", ST_STATUS_OUT_FOR_DELIVERY, ST_SUB_NONE, "delivery", "Out for delivery");
+    r.events[2].occurred_at = time(NULL) - 60;
+    as_claimed(&c);
+    store_claimed(&c, &r, &st);
+    cr_expect_not(st.unchanged);
+    cr_expect_eq(st.events_new, 1);
+    cr_expect_str_eq(st.status, "out_for_delivery");
+    after = tdb_scalar(db.conn, "SELECT poll_digest FROM shipments");
+    cr_expect_str_neq(before, after);
+    free(before);
+    free(after);
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM outbox"), 3);
+
+    /* a changed estimated delivery date is news too */
+    as_claimed(&c);
+    snprintf(r.estimated_delivery, sizeof(r.estimated_delivery), "2026-11-05");
+    store_claimed(&c, &r, &st);
+    cr_expect_not(st.unchanged);
+    track_result_reset(&r);
+}
+
+Test(store, unchanged_answer_still_expires)
+{
+    struct track_result r = { 0 };
+    struct store_stats st;
+    struct claimed c;
+    char *s;
+
+    /* moved 40 days ago: within a 60-day limit */
+    policy.expire_after_ms = 60LL * 86400 * 1000;
+    add(&r, "2020-01-02T08:00:00+01:00", ST_STATUS_IN_TRANSIT, ST_SUB_PICKED_UP, "transit", "Picked up");
+    r.events[0].occurred_at = time(NULL) - 40 * 86400;
+    store(&r, &st);
+    cr_expect_str_eq((s = status_now()), "in_transit/picked_up");
+    free(s);
+
+    /* the same answer under a 30-day limit: not just rescheduled, expired */
+    policy.expire_after_ms = 30LL * 86400 * 1000;
+    as_claimed(&c);
+    store_claimed(&c, &r, &st);
+    cr_expect_not(st.unchanged);
+    cr_expect_str_eq((s = status_now()), "expired/none");
+    free(s);
+    cr_expect_eq(tdb_count(db.conn, "SELECT count(*) FROM shipments WHERE next_poll_at IS NULL"), 1);
+    track_result_reset(&r);
+}

@@ -154,7 +154,7 @@ static enum st_err exec(PGconn *conn, const char *what, const char *sql, int n,
                         const char *const *p, char *err, size_t errlen)
 {
     enum st_err kind = ST_OK;
-    PGresult *res = db_exec(conn, what, sql, n, p, PGRES_COMMAND_OK, &kind, err, errlen);
+    PGresult *res = db_exec_prepared(conn, what, sql, n, p, PGRES_COMMAND_OK, &kind, err, errlen);
 
     if (res == NULL)
         return kind;
@@ -218,7 +218,7 @@ static enum st_err open_hold(PGconn *conn, long long shipment_id, struct hold *h
     p[5] = ev->description;
     p[6] = h->instructions[0] ? h->instructions : NULL;
     p[7] = close ? "t" : "f";
-    res = db_exec(conn, "open customs hold",
+    res = db_exec_prepared(conn, "open customs hold",
                   "INSERT INTO customs_holds (shipment_id, state, reason, actor, opened_at,"
                   " opened_evidence, instructions, closed_at, closed_evidence)"
                   " VALUES ($1, $2, $3, $4, $5, CASE WHEN $8::boolean THEN '' ELSE $6 END, $7,"
@@ -398,7 +398,7 @@ static enum st_err load_open(PGconn *conn, long long shipment_id, struct hold *h
 
     memset(h, 0, sizeof(*h));
     snprintf(sid, sizeof(sid), "%lld", shipment_id);
-    res = db_exec(conn, "read open customs hold",
+    res = db_exec_prepared(conn, "read open customs hold",
                   "SELECT id, state, reason, actor, coalesce(instructions, '')"
                   " FROM customs_holds WHERE shipment_id = $1 AND closed_at IS NULL",
                   1, p, PGRES_TUPLES_OK, &rc, err, errlen);

@@ -3,6 +3,8 @@
  */
 #include "db.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +105,98 @@ PGresult *db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
         *kind = db_error_kind(conn, res);
     copy_pq_message(err, errlen, what,
                     res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    PQclear(res);
+    return NULL;
+}
+
+/*
+ * Prepared statements: which statements this process has prepared on which
+ * connection. A statement's name is a hash of its text, so a name always means
+ * the same SQL. An entry holds the server process it was prepared on: after a
+ * reconnect (PQreset, or a new PGconn at a freed one's address) the backend
+ * PID differs and the statement is prepared again. Never evicted; when the
+ * table is full, statements run unprepared (correct, only slower).
+ */
+#define PREP_SLOTS 512
+
+struct prepared {
+    const PGconn *conn;  /* NULL: free slot */
+    int backend_pid;     /* server process the statement was prepared on */
+    uint64_t hash;       /* of the SQL text; also the statement's name */
+};
+
+static struct prepared prep_table[PREP_SLOTS];
+static pthread_mutex_t prep_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* FNV-1a of the SQL text. */
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot of (conn, hash): its entry, or the free slot to claim, or NULL
+ * when the table is full. Call with prep_lock held. */
+static struct prepared *prep_slot(const PGconn *conn, uint64_t hash)
+{
+    size_t start = (size_t)((hash ^ (uint64_t)(uintptr_t)conn) % PREP_SLOTS);
+
+    for (size_t i = 0; i < PREP_SLOTS; i++) {
+        struct prepared *e = &prep_table[(start + i) % PREP_SLOTS];
+
+        if (e->conn == NULL || (e->conn == conn && e->hash == hash))
+            return e;
+    }
+    return NULL;
+}
+
+PGresult *db_exec_prepared(PGconn *conn, const char *what, const char *sql, int nparams,
+                           const char *const *params, ExecStatusType want, enum st_err *kind,
+                           char *err, size_t errlen)
+{
+    uint64_t hash = sql_hash(sql);
+    int pid = PQbackendPID(conn);
+    char name[24];
+    struct prepared *e;
+    bool ready;
+    PGresult *res;
+
+    snprintf(name, sizeof(name), "st_%016llx", (unsigned long long)hash);
+    pthread_mutex_lock(&prep_lock);
+    e = prep_slot(conn, hash);
+    ready = e != NULL && e->conn == conn && e->backend_pid == pid;
+    pthread_mutex_unlock(&prep_lock);
+    if (e == NULL || pid == 0)
+        return db_exec(conn, what, sql, nparams, params, want, kind, err, errlen);
+    if (!ready) {
+        res = PQprepare(conn, name, sql, nparams, NULL);
+        if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+            if (kind != NULL)
+                *kind = db_error_kind(conn, res);
+            copy_pq_message(err, errlen, what,
+                            res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+            PQclear(res);
+            return NULL;
+        }
+        PQclear(res);
+        pthread_mutex_lock(&prep_lock);
+        e = prep_slot(conn, hash); /* another thread may have taken the free slot */
+        if (e != NULL) {
+            e->conn = conn;
+            e->hash = hash;
+            e->backend_pid = pid;
+        }
+        pthread_mutex_unlock(&prep_lock);
+    }
+    res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    if (res != NULL && PQresultStatus(res) == want)
+        return res;
+    if (kind != NULL)
+        *kind = db_error_kind(conn, res);
+    copy_pq_message(err, errlen, what, res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
     PQclear(res);
     return NULL;
 }

@@ -33,6 +33,15 @@ PGresult *db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
                   const char *const *params, ExecStatusType want, enum st_err *kind,
                   char *err, size_t errlen);
 
+/* db_exec for a statement run over and over (the poller's hot path): parsed
+ * and planned once per connection (a named prepared statement), then only
+ * executed. Same contract as db_exec; sql must be one statement. Needs a
+ * session that keeps prepared statements (direct, or pgbouncer in session
+ * mode or with max_prepared_statements set). */
+PGresult *db_exec_prepared(PGconn *conn, const char *what, const char *sql, int nparams,
+                           const char *const *params, ExecStatusType want, enum st_err *kind,
+                           char *err, size_t errlen);
+
 /* BEGIN / COMMIT / ROLLBACK. rollback never fails loudly. */
 enum st_err db_begin(PGconn *conn, char *err, size_t errlen);
 enum st_err db_commit(PGconn *conn, char *err, size_t errlen);

@@ -30,9 +30,13 @@
  */
 #include "channel.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -952,6 +957,7 @@ static void eml_write(struct email_state *st, const struct email_built *b,
 /* What the session callbacks saw. */
 struct session_events {
     bool verify;                 /* certificate checks enforced */
+    int relay_port;              /* the relay's TCP port (TCP_NODELAY on connect) */
     bool starttls_missing;       /* required STARTTLS not offered */
     bool cert_rejected;          /* verification failed and was enforced */
     bool auth_rejected;          /* 534/535/538 to AUTH */
@@ -959,7 +965,46 @@ struct session_events {
     char cert_reason[96];
 };
 
-/* libesmtp's event callback: enforce or waive certificate checks. */
+/*
+ * libesmtp writes a message in 2 KiB pieces and has no socket options. With
+ * Nagle's algorithm on, each piece after the first waits for the relay's ACK
+ * of the previous one, which a relay reading a DATA body delays (about 40 ms
+ * on Linux): every message over 2 KiB stalled that long (bench/notify: 22
+ * emails/s). On connect, set TCP_NODELAY on this process's TCP sockets to the
+ * relay's port: the new session's is among them, and the option is harmless
+ * on any other (libpq and librdkafka set it on theirs).
+ */
+static void relay_nodelay(int port)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+
+    if (d == NULL)
+        return; /* no /proc: messages are only slower */
+    while ((de = readdir(d)) != NULL) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer), tlen;
+        char *end;
+        long fd = strtol(de->d_name, &end, 10);
+        int type = 0, one = 1, peer_port = -1;
+
+        tlen = sizeof(type);
+        if (*end != '\0' || end == de->d_name || fd < 0 || fd > INT32_MAX || fd == dirfd(d) ||
+            getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM ||
+            getpeername((int)fd, (struct sockaddr *)&peer, &len) != 0)
+            continue;
+        if (peer.ss_family == AF_INET)
+            peer_port = ntohs(((const struct sockaddr_in *)&peer)->sin_port);
+        else if (peer.ss_family == AF_INET6)
+            peer_port = ntohs(((const struct sockaddr_in6 *)&peer)->sin6_port);
+        if (peer_port == port)
+            (void)setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    closedir(d);
+}
+
+/* libesmtp's event callback: enforce or waive certificate checks; no Nagle
+ * delays on the relay's connection. */
 static void event_cb(smtp_session_t session, int event_no, void *arg, ...)
 {
     struct session_events *ev = arg;
@@ -969,6 +1014,9 @@ static void event_cb(smtp_session_t session, int event_no, void *arg, ...)
     (void)session;
     va_start(ap, arg);
     switch (event_no) {
+    case SMTP_EV_CONNECT:
+        relay_nodelay(ev->relay_port);
+        break;
     case SMTP_EV_EXTNA_STARTTLS:
         ev->starttls_missing = true;
         break;
@@ -1125,7 +1173,9 @@ static bool set_timeout(smtp_session_t s, int which, long ms)
 static void smtp_send_batch(struct email_state *st, struct outgoing *out, size_t n,
                             const struct channel_msg *msgs, struct channel_result *results)
 {
-    struct session_events ev = { .verify = st->verify };
+    const char *colon = strrchr(st->hostport, ':');
+    struct session_events ev = { .verify = st->verify,
+                                 .relay_port = colon != NULL ? atoi(colon + 1) : -1 };
     smtp_session_t session;
     auth_context_t auth = NULL;
     SSL_CTX *tls = NULL;

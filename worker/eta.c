@@ -97,7 +97,7 @@ static enum st_err load_row(PGconn *conn, const char *sid, struct eta_row *row, 
     enum st_err rc = ST_OK;
     PGresult *res;
 
-    res = db_exec(conn, "read estimate",
+    res = db_exec_prepared(conn, "read estimate",
                   "SELECT coalesce(origin_country, ''), coalesce(destination_country, ''),"
                   " service, coalesce(extract(epoch FROM shipped_at)::bigint, 0),"
                   " coalesce(edd_current::text, ''), coalesce(edd_source, ''),"
@@ -141,7 +141,7 @@ static enum st_err lane_days(PGconn *conn, const char *carrier, const struct eta
     *days = -1;
     /* each level reads a prefix of lane_transit's primary key (level 2 scans
      * the carrier's origins; the histograms are small by design) */
-    res = db_exec(conn, "read lane statistics",
+    res = db_exec_prepared(conn, "read lane statistics",
                   "SELECT 0, days, sum(n) FROM lane_transit WHERE carrier = $1 AND origin = $2"
                   "   AND destination = $3 AND service = $4 GROUP BY days"
                   " UNION ALL SELECT 1, days, sum(n) FROM lane_transit WHERE carrier = $1"
@@ -187,7 +187,7 @@ static enum st_err hold_hours(PGconn *conn, const char *destination,
     PGresult *res;
 
     *hours = -1;
-    res = db_exec(conn, "read customs hold statistics",
+    res = db_exec_prepared(conn, "read customs hold statistics",
                   "SELECT hours, n FROM customs_hold_durations WHERE destination = $1"
                   " AND n > 0 ORDER BY hours",
                   1, p, PGRES_TUPLES_OK, &rc, err, errlen);
@@ -234,7 +234,7 @@ static enum st_err change(PGconn *conn, const char *sid, struct eta_row *row, lo
     p[2] = row->current[0] ? row->current : NULL;
     p[3] = source;
     p[4] = reason;
-    res = db_exec(conn, "record estimate",
+    res = db_exec_prepared(conn, "record estimate",
                   "INSERT INTO edd_history (shipment_id, edd, previous, source, reason)"
                   " VALUES ($1, $2, $3, $4, left($5, 200))",
                   5, p, PGRES_COMMAND_OK, &rc, err, errlen);
@@ -326,7 +326,7 @@ static enum st_err count_transit(PGconn *conn, const struct eta_input *in,
     PGresult *res;
 
     snprintf(days, sizeof(days), "%ld", d < 0 ? 0 : d > ETA_MAX_DAYS ? ETA_MAX_DAYS : d);
-    res = db_exec(conn, "count lane transit",
+    res = db_exec_prepared(conn, "count lane transit",
                   "INSERT INTO lane_transit (carrier, origin, destination, service, days, n)"
                   " VALUES ($1, $2, $3, $4, $5, 1)"
                   " ON CONFLICT (carrier, origin, destination, service, days)"
@@ -395,7 +395,7 @@ enum st_err eta_apply(PGconn *conn, long long shipment_id, const struct eta_poli
     p[3] = row.communicated[0] ? row.communicated : NULL;
     p[4] = row.shipped_at > 0 ? shipped : NULL;
     p[5] = row.original[0] ? row.original : NULL;
-    res = db_exec(conn, "update estimate",
+    res = db_exec_prepared(conn, "update estimate",
                   "UPDATE shipments SET edd_current = $2::date, edd_source = $3,"
                   " edd_original = $6::date, edd_communicated = $4::date,"
                   " shipped_at = coalesce(shipped_at, to_timestamp($5::bigint))"

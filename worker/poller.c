@@ -277,7 +277,7 @@ static void reserve_quota(struct poller *p, struct carrier_slot *s, long long wa
     }
     PQclear(res);
     /* The row lock serializes pollers; each takes what is left, up to want. */
-    res = db_exec(p->conn, "reserve quota",
+    res = db_exec_prepared(p->conn, "reserve quota",
                   "WITH old AS (SELECT used FROM carrier_quota WHERE carrier = $1"
                   "             AND day = (now() AT TIME ZONE 'UTC')::date FOR UPDATE)"
                   " UPDATE carrier_quota q SET used = q.used + least($2::int, $3::int - old.used)"
@@ -313,7 +313,7 @@ static void return_quota(struct poller *p, struct carrier_slot *s)
     snprintf(n, sizeof(n), "%lld", s->quota_left);
     params[0] = s->def->name;
     params[1] = n;
-    res = db_exec(p->conn, "return quota",
+    res = db_exec_prepared(p->conn, "return quota",
                   "UPDATE carrier_quota SET used = greatest(0, used - $2::int)"
                   " WHERE carrier = $1 AND day = (now() AT TIME ZONE 'UTC')::date",
                   2, params, PGRES_COMMAND_OK, &kind, err, sizeof(err));
@@ -449,22 +449,21 @@ static void claim(struct poller *p, struct carrier_slot *s, long long limit)
     params[1] = lease;
     params[2] = s->def->name;
     params[3] = lim;
-    /* Urgency: about to be delivered, held, waiting for the recipient, due
-     * today per the estimate; then the rest by how overdue they are. */
-    res = db_exec(p->conn, "claim due shipments",
+    /* Urgency (sql/008_claim_priority.sql, poll_priority): about to be
+     * delivered, held, waiting for the recipient, due per the estimate; then
+     * the rest; within each, by how overdue. One short index range scan per
+     * priority, so a claim costs the same at 10,000 or 1,000,000 due. */
+    res = db_exec_prepared(p->conn, "claim due shipments",
                   "UPDATE shipments s SET lease_owner = $1,"
                   " lease_until = now() + make_interval(secs => $2::float8 / 1000)"
-                  " FROM (SELECT id FROM shipments"
-                  "       WHERE carrier = $3 AND next_poll_at <= now()"
-                  "         AND (lease_until IS NULL OR lease_until < now())"
-                  "       ORDER BY CASE status WHEN 'out_for_delivery' THEN 0 WHEN 'held' THEN 1"
-                  "         WHEN 'attempt_failed' THEN 2 WHEN 'available_for_pickup' THEN 2"
-                  "         ELSE CASE WHEN edd_current <= current_date + 1 THEN 3 ELSE 4 END END,"
-                  "         next_poll_at"
-                  "       LIMIT $4::int"
-                  "       FOR UPDATE SKIP LOCKED) due"
+                  " FROM (SELECT d.id FROM generate_series(0, 4) AS p(prio),"
+                  "       LATERAL (SELECT id, next_poll_at FROM shipments"
+                  "         WHERE carrier = $3 AND poll_priority = p.prio AND next_poll_at <= now()"
+                  "           AND (lease_until IS NULL OR lease_until < now())"
+                  "         ORDER BY next_poll_at LIMIT $4::int FOR UPDATE SKIP LOCKED) d"
+                  "       ORDER BY p.prio, d.next_poll_at LIMIT $4::int) due"
                   " WHERE s.id = due.id"
-                  " RETURNING s.id, s.tracking_number",
+                  " RETURNING s.id, s.tracking_number, s.status, coalesce(s.poll_digest, '')",
                   4, params, PGRES_TUPLES_OK, &kind, err, sizeof(err));
     if (res == NULL) {
         log_error("poll.claim", 0, s->def->name, "%s", err);
@@ -479,6 +478,8 @@ static void claim(struct poller *p, struct carrier_slot *s, long long limit)
         c.id = atoll(PQgetvalue(res, i, 0));
         snprintf(c.carrier, sizeof(c.carrier), "%s", s->def->name);
         snprintf(c.tracking_number, sizeof(c.tracking_number), "%s", PQgetvalue(res, i, 1));
+        snprintf(c.status, sizeof(c.status), "%s", PQgetvalue(res, i, 2));
+        snprintf(c.digest, sizeof(c.digest), "%s", PQgetvalue(res, i, 3));
         if (!push(&s->queue, &s->queued, &s->queue_cap, &c)) {
             log_error("poll.claim", c.id, s->def->name, "out of memory; the lease will expire");
             break;
@@ -1143,6 +1144,17 @@ static bool idle(struct poller *p)
     return true;
 }
 
+void poller_policy(const struct st_config *cfg, struct poll_policy *pp)
+{
+    memset(pp, 0, sizeof(*pp));
+    for (int i = 0; i < ST_STATUS__COUNT; i++)
+        pp->interval_ms[i] = config_poll_interval(cfg, st_status_name((enum st_status)i));
+    pp->retry_max_ms = cfg->poll_retry_max_ms;
+    pp->jitter_pct = (int)cfg->poll_jitter_pct;
+    pp->expire_after_ms = cfg->expire_after_ms;
+    eta_policy_from_config(cfg, &pp->eta);
+}
+
 int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
                struct poller_totals *totals)
 {
@@ -1155,12 +1167,7 @@ int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
     p.cfg = cfg;
     p.opts = opts;
     p.totals = totals;
-    for (int i = 0; i < ST_STATUS__COUNT; i++)
-        p.policy.interval_ms[i] = config_poll_interval(cfg, st_status_name((enum st_status)i));
-    p.policy.retry_max_ms = cfg->poll_retry_max_ms;
-    p.policy.jitter_pct = (int)cfg->poll_jitter_pct;
-    p.policy.expire_after_ms = cfg->expire_after_ms;
-    eta_policy_from_config(cfg, &p.policy.eta);
+    poller_policy(cfg, &p.policy);
     setup_slots(&p);
     for (size_t i = 0; i < p.n_slots; i++)
         any |= p.slots[i].enabled;

@@ -18,6 +18,7 @@
 
 #include "carrier.h"
 #include "config.h"
+#include "store.h"
 
 struct poller_opts {
     volatile sig_atomic_t *running; /* cleared by SIGTERM/SIGINT: drain and return */
@@ -43,6 +44,10 @@ struct poller_totals {
  * for another reason. */
 int poller_run(const struct st_config *cfg, const struct poller_opts *opts,
                struct poller_totals *totals);
+
+/* The scheduling policy the poller stores with, from the configuration
+ * (also used by bench/ingest to drive store_poll_result the same way). */
+void poller_policy(const struct st_config *cfg, struct poll_policy *pp);
 
 /* True when the configuration holds the credentials the carrier needs. */
 bool poller_carrier_configured(const struct st_config *cfg, const struct carrier_def *def);

@@ -14,6 +14,7 @@
 #include "store.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,49 @@ void store_dedupe_text(const char *carrier, const char *number, const struct tra
     snprintf(buf, cap, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", carrier, number,
              ev->occurred_local, off, ev->code, ev->city, ev->postal_code, ev->country,
              ev->description);
+}
+
+/* Feed one field and a separator (0x1e) to the digest. */
+static bool digest_add(EVP_MD_CTX *md, const char *field)
+{
+    return EVP_DigestUpdate(md, field, strlen(field)) == 1 && EVP_DigestUpdate(md, "\x1e", 1) == 1;
+}
+
+bool store_poll_digest(const struct claimed *s, const struct track_result *r,
+                       char out[STORE_DIGEST_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char sum[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    char num[64], dedupe[EV_DESC_MAX + 512];
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok;
+
+    out[0] = '\0';
+    if (md == NULL)
+        return false;
+    snprintf(num, sizeof(num), "%d/%zu", (int)r->outcome, r->n_events);
+    ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && digest_add(md, num) &&
+         digest_add(md, r->estimated_delivery);
+    for (size_t i = 0; ok && i < r->n_events; i++) {
+        const struct track_event *ev = &r->events[i];
+
+        store_dedupe_text(s->carrier, s->tracking_number, ev, dedupe, sizeof(dedupe));
+        snprintf(num, sizeof(num), "%lld/%d/%d/%d/%d/%d/%d", (long long)ev->occurred_at,
+                 (int)ev->status, (int)ev->substatus, ev->affects_status, ev->customs,
+                 ev->customs_broker, (int)ev->offset_kind);
+        ok = digest_add(md, dedupe) && digest_add(md, num) && digest_add(md, ev->instructions);
+    }
+    ok = ok && EVP_DigestFinal_ex(md, sum, &len) == 1 && len * 2 >= STORE_DIGEST_LEN;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        return false;
+    for (size_t i = 0; i < STORE_DIGEST_LEN / 2; i++) {
+        out[2 * i] = hex[sum[i] >> 4];
+        out[2 * i + 1] = hex[sum[i] & 0xf];
+    }
+    out[STORE_DIGEST_LEN] = '\0';
+    return true;
 }
 
 /* Random factor in [1 - pct/100, 1 + pct/100]. */
@@ -129,7 +173,7 @@ static enum st_err insert_events(PGconn *conn, const struct claimed *s,
     snprintf(id, sizeof(id), "%lld", s->id);
     p[0] = id;
     p[1] = text;
-    res = db_exec(conn, "insert events", sql, 2, p, PGRES_TUPLES_OK, &kind, err, errlen);
+    res = db_exec_prepared(conn, "insert events", sql, 2, p, PGRES_TUPLES_OK, &kind, err, errlen);
     free(text);
     if (res == NULL)
         return kind;
@@ -167,7 +211,7 @@ static enum st_err lock_shipment(PGconn *conn, const struct claimed *s, struct c
     PGresult *res;
 
     snprintf(id, sizeof(id), "%lld", s->id);
-    res = db_exec(conn, "lock shipment",
+    res = db_exec_prepared(conn, "lock shipment",
                   "SELECT status, substatus, extract(epoch FROM status_at)::bigint,"
                   " coalesce(order_ref, ''), extract(epoch FROM last_event_at)::bigint,"
                   " extract(epoch FROM created_at)::bigint, extract(epoch FROM now())::bigint,"
@@ -241,7 +285,7 @@ static enum st_err insert_outbox(PGconn *conn, const struct claimed *s, json_t *
     snprintf(key, sizeof(key), "%lld", s->id);
     p[0] = key;
     p[1] = text;
-    res = db_exec(conn, "insert outbox",
+    res = db_exec_prepared(conn, "insert outbox",
                   "INSERT INTO outbox (topic, msg_key, payload)"
                   " SELECT '" EVENTS_TOPIC "', $1, m.x"
                   " FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS m(x, n) ORDER BY m.n",
@@ -303,6 +347,54 @@ static bool moving_status(enum st_status st)
            st != ST_STATUS_NOT_FOUND && !st_status_terminal(st);
 }
 
+/* The answer is the one stored last time: schedule the next poll and release
+ * the lease in one statement, provided the shipment is still as claimed (same
+ * digest and status, still polled) and need not expire now. Sets
+ * stats->unchanged when it did; otherwise the caller runs the full store. */
+static enum st_err reschedule_unchanged(PGconn *conn, const char *worker_id,
+                                        const struct claimed *s, const char *digest,
+                                        const struct poll_policy *pp, struct store_stats *stats,
+                                        char *err, size_t errlen)
+{
+    enum st_status status;
+    char id[24], next_ms[32], expire_ms[32];
+    const char *p[6];
+    enum st_err rc = ST_OK;
+    PGresult *res;
+
+    if (!st_status_parse(s->status, &status) || pp->interval_ms[status] < 0)
+        return ST_OK;
+    snprintf(id, sizeof(id), "%lld", s->id);
+    snprintf(next_ms, sizeof(next_ms), "%.0f",
+             (double)pp->interval_ms[status] * jitter(pp->jitter_pct));
+    snprintf(expire_ms, sizeof(expire_ms), "%lld", pp->expire_after_ms);
+    p[0] = id;
+    p[1] = next_ms;
+    p[2] = worker_id;
+    p[3] = digest;
+    p[4] = s->status;
+    p[5] = pp->expire_after_ms > 0 ? expire_ms : NULL;
+    res = db_exec_prepared(conn, "reschedule unchanged",
+                  "UPDATE shipments SET"
+                  " next_poll_at = now() + make_interval(secs => $2::float8 / 1000),"
+                  " lease_owner = CASE WHEN lease_owner = $3 THEN NULL ELSE lease_owner END,"
+                  " lease_until = CASE WHEN lease_owner = $3 THEN NULL ELSE lease_until END,"
+                  " poll_count = poll_count + 1, poll_error_streak = 0, last_poll_at = now(),"
+                  " last_poll_error = NULL, updated_at = now()"
+                  " WHERE id = $1 AND poll_digest = $4 AND status = $5 AND next_poll_at IS NOT NULL"
+                  "   AND ($6::float8 IS NULL OR coalesce(last_event_at, created_at)"
+                  "        >= now() - make_interval(secs => $6::float8 / 1000))",
+                  6, p, PGRES_COMMAND_OK, &rc, err, errlen);
+    if (res == NULL)
+        return rc;
+    if (strcmp(PQcmdTuples(res), "1") == 0) {
+        stats->unchanged = true;
+        snprintf(stats->status, sizeof(stats->status), "%s", s->status);
+    }
+    PQclear(res);
+    return ST_OK;
+}
+
 enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct claimed *s,
                               const struct track_result *r, const struct poll_policy *pp,
                               struct store_stats *stats, char *err, size_t errlen)
@@ -318,12 +410,20 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
     struct eta_input ei;
     struct eta_outcome eo;
     char id[24], st_at[32] = "", last_at[32] = "", next_ms[32];
-    const char *p[8];
+    char digest[STORE_DIGEST_LEN + 1];
+    const char *p[9];
     enum st_err rc;
     PGresult *res;
 
     memset(stats, 0, sizeof(*stats));
     stats->events_seen = (int)r->n_events;
+    if (!store_poll_digest(s, r, digest))
+        digest[0] = '\0'; /* no digest: the next poll runs in full too */
+    if (digest[0] != '\0' && strcmp(digest, s->digest) == 0) {
+        if ((rc = reschedule_unchanged(conn, worker_id, s, digest, pp, stats, err, errlen)) !=
+            ST_OK || stats->unchanged)
+            return rc;
+    }
     if ((rc = db_begin(conn, err, errlen)) != ST_OK)
         return rc;
     if ((rc = lock_shipment(conn, s, &cur, err, errlen)) != ST_OK)
@@ -463,7 +563,8 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
     p[5] = co.state[0] ? co.state : NULL;
     p[6] = pp->interval_ms[status] < 0 ? NULL : next_ms;
     p[7] = worker_id;
-    res = db_exec(conn, "update shipment",
+    p[8] = digest[0] ? digest : NULL;
+    res = db_exec_prepared(conn, "update shipment",
                   "UPDATE shipments SET status = $2, substatus = $3,"
                   " status_at = coalesce($4::timestamptz, status_at),"
                   " last_event_at = greatest(last_event_at, $5::timestamptz),"
@@ -473,9 +574,9 @@ enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct 
                   " lease_owner = CASE WHEN lease_owner = $8 THEN NULL ELSE lease_owner END,"
                   " lease_until = CASE WHEN lease_owner = $8 THEN NULL ELSE lease_until END,"
                   " poll_count = poll_count + 1, poll_error_streak = 0, last_poll_at = now(),"
-                  " last_poll_error = NULL, updated_at = now()"
+                  " last_poll_error = NULL, updated_at = now(), poll_digest = $9"
                   " WHERE id = $1",
-                  8, p, PGRES_COMMAND_OK, &rc, err, errlen);
+                  9, p, PGRES_COMMAND_OK, &rc, err, errlen);
     if (res == NULL)
         goto fail;
     PQclear(res);
@@ -515,7 +616,7 @@ enum st_err store_poll_failure(PGconn *conn, const char *worker_id, const struct
     p[4] = mins;
     p[5] = worker_id;
     /* Backoff: 30 s doubling per consecutive failure, capped, jittered. */
-    res = db_exec(conn, "record poll failure",
+    res = db_exec_prepared(conn, "record poll failure",
                   "UPDATE shipments SET poll_error_streak = poll_error_streak + 1,"
                   " last_poll_error = $2, last_poll_at = now(), updated_at = now(),"
                   " next_poll_at = CASE WHEN next_poll_at IS NULL THEN NULL ELSE now() +"
@@ -545,7 +646,7 @@ enum st_err store_reschedule(PGconn *conn, const char *worker_id, const struct c
     p[1] = secs;
     p[2] = note;
     p[3] = worker_id;
-    res = db_exec(conn, "reschedule",
+    res = db_exec_prepared(conn, "reschedule",
                   "UPDATE shipments SET next_poll_at = now() + make_interval(secs => $2::float8),"
                   " last_poll_at = now(), last_poll_error = $3, updated_at = now(),"
                   " lease_owner = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_owner END,"
@@ -578,7 +679,7 @@ enum st_err store_release(PGconn *conn, const char *worker_id, const long long *
     snprintf(list + o, cap - o, "}");
     p[0] = list;
     p[1] = worker_id;
-    res = db_exec(conn, "release leases",
+    res = db_exec_prepared(conn, "release leases",
                   "UPDATE shipments SET lease_owner = NULL, lease_until = NULL"
                   " WHERE id = ANY($1::bigint[]) AND lease_owner = $2",
                   2, p, PGRES_COMMAND_OK, &rc, err, errlen);

@@ -11,10 +11,14 @@
 #define ST_STORE_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "carrier.h"
 #include "err.h"
 #include "eta.h"
+
+/* Hex characters of a poll digest (store_poll_digest). */
+#define STORE_DIGEST_LEN 32
 
 /* A shipment as the poller claimed it. */
 struct claimed {
@@ -22,6 +26,8 @@ struct claimed {
     char carrier[33];
     char tracking_number[48];
     unsigned char auth_retries; /* times re-queued after an expired OAuth2 token */
+    char status[32];         /* status when claimed ("" unknown) */
+    char digest[STORE_DIGEST_LEN + 1]; /* poll_digest when claimed ("" none) */
 };
 
 /* Scheduling knobs (from the configuration). */
@@ -39,10 +45,15 @@ struct store_stats {
     int events_new;
     int status_changes;
     int unmapped_new;        /* new events whose carrier code is not mapped */
+    bool unchanged;          /* same answer as the last stored one: only rescheduled */
     char status[32];         /* status after the call */
 };
 
-/* Record a successful poll (TRACK_FOUND or TRACK_NOT_FOUND). */
+/* Record a successful poll (TRACK_FOUND or TRACK_NOT_FOUND). When s->digest
+ * equals the answer's digest (the carrier said exactly what was stored last
+ * time), the shipment is only rescheduled, in one statement, unless it has
+ * to expire or changed since the claim; otherwise the full transaction runs
+ * and stores the new digest. */
 enum st_err store_poll_result(PGconn *conn, const char *worker_id, const struct claimed *s,
                               const struct track_result *r, const struct poll_policy *pp,
                               struct store_stats *stats, char *err, size_t errlen);
@@ -61,6 +72,11 @@ enum st_err store_reschedule(PGconn *conn, const char *worker_id, const struct c
 /* Release leases this worker holds on shipments it did not poll (shutdown). */
 enum st_err store_release(PGconn *conn, const char *worker_id, const long long *ids, size_t n,
                           char *err, size_t errlen);
+
+/* Digest of a poll's answer (outcome, estimated delivery, every field of every
+ * event) as STORE_DIGEST_LEN hex characters; false when hashing failed. */
+bool store_poll_digest(const struct claimed *s, const struct track_result *r,
+                       char out[STORE_DIGEST_LEN + 1]);
 
 /* Deterministic dedupe text of an event (hashed by the database). */
 void store_dedupe_text(const char *carrier, const char *number, const struct track_event *ev,
