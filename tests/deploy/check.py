@@ -592,10 +592,12 @@ def check_dockerfile_packages(ctx):
 
 def check_dockerfile_sources(ctx):
     """The build stage copies every top-level path CMakeLists.txt reads (but
-    tests/ and fuzz/, off in the image), and the build context keeps them."""
+    tests/, fuzz/ and bench/, off in the image), and the build context keeps them."""
     cmake = re.sub(r"#.*", "", read(os.path.join(ctx.source, "CMakeLists.txt")))
     needed = set(re.findall(r"(?:\$\{CMAKE_SOURCE_DIR\}/|[\s(])([a-z][a-z0-9_-]*)/", cmake))
-    needed -= {"tests", "fuzz"}
+    needed -= {"tests", "fuzz", "bench"}
+    if "-DSHIPTRACK_BENCH=OFF" not in read(os.path.join(ctx.docker, "Dockerfile")):
+        return ["the Dockerfile builds without -DSHIPTRACK_BENCH=OFF, so it needs bench/"]
     needed.add("CMakeLists.txt")
     text = re.sub(r"\\\n", " ", read(os.path.join(ctx.docker, "Dockerfile")))
     copied = set()
